@@ -1,0 +1,68 @@
+//! Turning the user's [`Device`] and [`Precision`] choice into candle's.
+
+use candle_core::DType;
+
+use crate::error::{Error, Result};
+use crate::options::{Device, Precision};
+
+/// The candle device for a choice; `Auto` falls back to the CPU when no CUDA device is usable.
+pub(crate) fn resolve_device(choice: Device) -> Result<candle_core::Device> {
+    match choice {
+        Device::Cpu => Ok(candle_core::Device::Cpu),
+        Device::Auto => {
+            if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
+                if let Ok(device) = candle_core::Device::new_cuda(0) {
+                    return Ok(device);
+                }
+            }
+            Ok(candle_core::Device::Cpu)
+        }
+        Device::Cuda(ordinal) => {
+            let name = format!("cuda:{ordinal}");
+            if !cfg!(feature = "cuda") {
+                return Err(Error::DeviceUnavailable {
+                    device: name,
+                    reason: "rembed was built without the `cuda` feature".into(),
+                });
+            }
+            candle_core::Device::new_cuda(ordinal).map_err(|e| Error::DeviceUnavailable {
+                device: name,
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
+/// The compute dtype: `Auto` is bf16 on CUDA and f32 on the CPU.
+pub(crate) fn resolve_dtype(precision: Precision, device: &candle_core::Device) -> DType {
+    match precision {
+        Precision::F32 => DType::F32,
+        Precision::F16 => DType::F16,
+        Precision::BF16 => DType::BF16,
+        Precision::Auto if device.is_cuda() => DType::BF16,
+        Precision::Auto => DType::F32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_defaults() {
+        let cpu = resolve_device(Device::Cpu).unwrap();
+        assert_eq!(resolve_dtype(Precision::Auto, &cpu), DType::F32);
+        assert_eq!(resolve_dtype(Precision::BF16, &cpu), DType::BF16);
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_feature_is_a_clear_error() {
+        let err = resolve_device(Device::Cuda(1)).unwrap_err();
+        assert!(
+            err.to_string().contains("cuda:1") && err.to_string().contains("feature"),
+            "{err}"
+        );
+        assert!(resolve_device(Device::Auto).unwrap().is_cpu());
+    }
+}

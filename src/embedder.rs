@@ -1,0 +1,271 @@
+//! [`Embedder`]: a loaded model and the batching that feeds it.
+
+use candle_core::DType;
+use candle_nn::VarBuilder;
+use ndarray::Array2;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::batch::{self, Tokens};
+use crate::device::{resolve_device, resolve_dtype};
+use crate::error::{Error, Result};
+use crate::halving::{self, Failure, Outcome};
+use crate::loader::{locate, safetensors_files};
+use crate::models::{self, Encoder};
+use crate::options::Options;
+use crate::pooling::PostProcess;
+use crate::registry::ModelSpec;
+
+/// Whether texts are embedded as documents or as queries, which selects the model's prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// Texts to be searched; the model's document prompt, if any.
+    Document,
+    /// Search queries; the model's query prompt, if any.
+    Query,
+}
+
+/// Embeddings of a call that keeps going past inputs that fail.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PartialEmbeddings {
+    /// One row per input, in input order; rows of failed inputs are zero.
+    pub embeddings: Array2<f32>,
+    /// The inputs that could not be embedded, by index.
+    pub failures: Vec<Failure>,
+    /// Tokens fed to the model (after truncation, before padding).
+    pub tokens: usize,
+    /// Inputs cut at the max length.
+    pub truncated: usize,
+    /// How often a batch was halved after running out of device memory.
+    pub splits: usize,
+}
+
+/// A text embedding model loaded on a device. `Send + Sync`: share it between threads.
+pub struct Embedder {
+    spec: ModelSpec,
+    tokenizer: Tokenizer,
+    model: Box<dyn Encoder>,
+    device: candle_core::Device,
+    dtype: DType,
+    post: PostProcess,
+    max_batch_tokens: usize,
+    prompts: bool,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("model", &self.spec.name)
+            .field("device", &self.device)
+            .field("dtype", &self.dtype)
+            .field("dim", &self.post.dim)
+            .finish()
+    }
+}
+
+impl Embedder {
+    /// Loads a model by registry name or alias (`all-minilm-l6-v2`, `qwen3-embedding:8b`), Hugging
+    /// Face repo id (`BAAI/bge-m3`) or local directory in sentence-transformers layout.
+    pub fn load(model: &str, options: Options) -> Result<Self> {
+        if options.max_batch_tokens == 0 {
+            return Err(Error::InvalidOption {
+                option: "max_batch_tokens",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let located = locate(model, &options)?;
+        let spec = located.spec;
+        let dim = options.dim.unwrap_or(spec.dim);
+        if !spec.supports_dim(dim) {
+            return Err(Error::UnsupportedDimension {
+                model: spec.name.clone(),
+                requested: dim,
+                supported: spec.supported_dims(),
+            });
+        }
+
+        let tokenizer_path = located
+            .source
+            .require(&located.settings.transformer_file("tokenizer.json"))?;
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Malformed {
+                path: tokenizer_path.clone(),
+                reason: e.to_string(),
+            })?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: spec.max_length,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::Tokenizer {
+                model: spec.name.clone(),
+                reason: e.to_string(),
+            })?;
+
+        let device = resolve_device(options.device)?;
+        let dtype = resolve_dtype(options.precision, &device);
+        let weights =
+            safetensors_files(located.source.as_ref(), &located.settings.transformer_dir)?;
+        let weights_error = |e: candle_core::Error| Error::Malformed {
+            path: weights[0].clone(),
+            reason: e.to_string(),
+        };
+        // SAFETY: the weight files are memory-mapped; like every mmap-based loader we rely on them
+        // not being modified while the model is alive.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, dtype, &device) }
+            .map_err(weights_error)?;
+        let model = models::load(
+            spec.architecture,
+            &located.config,
+            &located.config_path,
+            vb,
+            &spec.name,
+        )
+        .map_err(|e| match e {
+            Error::Candle(e) => weights_error(e),
+            other => other,
+        })?;
+
+        let post = PostProcess {
+            layer_norm: false,
+            dim,
+            normalize: spec.normalize,
+        };
+        tracing::info!(model = %spec.name, ?device, ?dtype, dim, max_length = spec.max_length, "model loaded");
+        Ok(Self {
+            spec,
+            tokenizer,
+            model,
+            device,
+            dtype,
+            post,
+            max_batch_tokens: options.max_batch_tokens,
+            prompts: options.prompts,
+        })
+    }
+
+    /// Embeds documents (with the model's document prompt, if it has one): one row per text,
+    /// in input order.
+    pub fn embed<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Array2<f32>> {
+        self.run(texts, self.prompt(Role::Document), false)
+            .map(|p| p.embeddings)
+    }
+
+    /// Embeds search queries (with the model's query prompt, if it has one).
+    pub fn embed_queries<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Array2<f32>> {
+        self.run(texts, self.prompt(Role::Query), false)
+            .map(|p| p.embeddings)
+    }
+
+    /// Embeds texts with an explicit prompt in place of the model's (e.g. nomic's `clustering: `).
+    pub fn embed_with_prompt<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        prompt: &str,
+    ) -> Result<Array2<f32>> {
+        self.run(texts, prompt, false).map(|p| p.embeddings)
+    }
+
+    /// Embeds texts, recording inputs that fail (one that does not fit in device memory even
+    /// alone, a batch whose forward pass fails) instead of stopping, so no finished work is lost.
+    pub fn embed_partial<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        role: Role,
+    ) -> Result<PartialEmbeddings> {
+        self.run(texts, self.prompt(role), true)
+    }
+
+    /// Output dimension.
+    pub fn dim(&self) -> usize {
+        self.post.dim
+    }
+
+    /// The model's metadata, after the registry, its own files and the options were merged.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &candle_core::Device {
+        &self.device
+    }
+
+    /// The compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The tokenizer, with truncation at the model's max length and no padding.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    fn prompt(&self, role: Role) -> &str {
+        match (self.prompts, role) {
+            (false, _) => "",
+            (true, Role::Document) => &self.spec.document_prompt,
+            (true, Role::Query) => &self.spec.query_prompt,
+        }
+    }
+
+    fn run<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        prompt: &str,
+        keep_going: bool,
+    ) -> Result<PartialEmbeddings> {
+        let tokens = batch::tokenize(&self.tokenizer, texts, prompt, &self.spec.name)?;
+        let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
+        let truncated = tokens.iter().filter(|t| t.truncated).count();
+        if truncated > 0 {
+            tracing::info!(
+                truncated,
+                max_length = self.spec.max_length,
+                "inputs truncated to the model's max length"
+            );
+        }
+
+        let forward =
+            |rows: &[usize]| self.forward(&rows.iter().map(|&i| &tokens[i]).collect::<Vec<_>>());
+        let mut outcome = Outcome::default();
+        for rows in batch::plan(&lengths, self.max_batch_tokens) {
+            halving::run(&rows, &|i| lengths[i], &forward, keep_going, &mut outcome)?;
+        }
+
+        let mut embeddings = Array2::zeros((texts.len(), self.dim()));
+        for (index, row) in outcome.rows {
+            embeddings
+                .row_mut(index)
+                .assign(&ndarray::ArrayView1::from(&row));
+        }
+        Ok(PartialEmbeddings {
+            embeddings,
+            failures: outcome.failures,
+            tokens: lengths.iter().sum(),
+            truncated,
+            splits: outcome.splits,
+        })
+    }
+
+    /// One padded batch through the model, pooled and post-processed, as rows of f32.
+    fn forward(&self, rows: &[&Tokens]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let input = batch::pad(rows, 0, &self.device)?;
+        let hidden = self.model.forward(&input)?;
+        let pooled = self.spec.pooling.pool(&hidden, &input.lengths)?;
+        self.post.apply(&pooled)?.to_vec2()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedder_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Embedder>();
+    }
+}

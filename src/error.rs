@@ -1,0 +1,181 @@
+//! The crate's error type and the one place that decides what counts as out-of-memory.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout rembed.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while loading a model or embedding text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Occurs when a model name is neither a registry entry, a Hugging Face repo id nor a directory.
+    #[error("unknown model `{name}`{}", suggest(.suggestions))]
+    UnknownModel {
+        /// What the caller asked for.
+        name: String,
+        /// Registry names and aliases that are spelled closest to it.
+        suggestions: Vec<String>,
+    },
+
+    /// Occurs when a file the model needs is absent from its directory or repo.
+    #[error("model `{model}` has no `{file}`")]
+    MissingFile {
+        /// The model directory or repo id.
+        model: String,
+        /// The file name inside it.
+        file: String,
+    },
+
+    /// Occurs when a model ships only pickle weights, which rembed never executes.
+    #[error("model `{model}` has only pickle weights ({file}); convert them to safetensors first (e.g. with `safetensors.torch.save_file` in Python)")]
+    PickleWeights {
+        /// The model directory or repo id.
+        model: String,
+        /// The pickle file that was found.
+        file: String,
+    },
+
+    /// Occurs when a file cannot be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        /// The file that failed.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// Occurs when a JSON or TOML file does not parse or lacks a required field.
+    #[error("malformed {}: {reason}", .path.display())]
+    Malformed {
+        /// The offending file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+
+    /// Occurs when `config.json` names an architecture rembed does not implement.
+    #[error("model `{model}` has architecture `{architecture}`, which rembed does not support (supported: {supported})")]
+    UnsupportedArchitecture {
+        /// The model directory or repo id.
+        model: String,
+        /// The `model_type` found.
+        architecture: String,
+        /// Comma-separated supported architectures.
+        supported: String,
+    },
+
+    /// Occurs when an output dimension is asked for that the model was not trained to produce.
+    #[error(
+        "model `{model}` cannot produce {requested}-dimensional vectors; supported: {supported:?}"
+    )]
+    UnsupportedDimension {
+        /// The model name.
+        model: String,
+        /// The requested dimension.
+        requested: usize,
+        /// The dimensions the model supports.
+        supported: Vec<usize>,
+    },
+
+    /// Occurs when an option holds a value that cannot work (zero token budget, a bad device string).
+    #[error("invalid option `{option}`: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// Occurs when a CUDA device is asked for but the crate was built without the `cuda` feature
+    /// or no such device is present.
+    #[error("device `{device}` is not available: {reason}")]
+    DeviceUnavailable {
+        /// The device asked for.
+        device: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// Occurs when the Hugging Face hub cannot provide a file (offline, network, missing repo).
+    #[error("cannot fetch `{file}` of `{repo}` from the Hugging Face hub: {reason}")]
+    Hub {
+        /// The repo id.
+        repo: String,
+        /// The file asked for.
+        file: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// Occurs when the tokenizer fails on a file or an input.
+    #[error("tokenizer of `{model}`: {reason}")]
+    Tokenizer {
+        /// The model name.
+        model: String,
+        /// What the tokenizer said.
+        reason: String,
+    },
+
+    /// Occurs when a single input does not fit in device memory even alone.
+    #[error("input {index} ({tokens} tokens) does not fit in device memory even alone: {reason}")]
+    OutOfMemory {
+        /// Position of the input in the caller's slice.
+        index: usize,
+        /// Its token count after truncation.
+        tokens: usize,
+        /// The device's own message.
+        reason: String,
+    },
+
+    /// Occurs when the tensor library fails (shape mismatch in a checkpoint, kernel failure).
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+fn suggest(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", suggestions.join(", "))
+    }
+}
+
+/// Whether a tensor-library error means the device ran out of memory.
+///
+/// The one place that knows how out-of-memory looks: candle reports CUDA allocation failures as
+/// `DriverError(CUDA_ERROR_OUT_OF_MEMORY, ...)` inside its CUDA error variants, and CPU
+/// allocation failures abort the process, so matching the message is all there is.
+pub fn is_oom(error: &candle_core::Error) -> bool {
+    // Display walks every context and backtrace wrapper, so the driver's code is always in it.
+    let text = error.to_string().to_ascii_lowercase();
+    text.contains("out_of_memory") || text.contains("out of memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_cuda_out_of_memory_messages() {
+        let driver = "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")";
+        assert!(is_oom(&candle_core::Error::Msg(driver.into())));
+        let wrapped = candle_core::Error::Msg(driver.into()).context("while running layer 3");
+        assert!(is_oom(&wrapped));
+        assert!(!is_oom(&candle_core::Error::Msg(
+            "shape mismatch in matmul".into()
+        )));
+    }
+
+    #[test]
+    fn unknown_model_lists_suggestions() {
+        let e = Error::UnknownModel {
+            name: "minilm".into(),
+            suggestions: vec!["all-minilm-l6-v2".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "unknown model `minilm`; did you mean all-minilm-l6-v2?"
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! Building blocks shared by the model files; a faster device-specific kernel, when there is one,
+//! is chosen here and nowhere else.
+
+pub(crate) mod attention;
+pub(crate) mod norm;

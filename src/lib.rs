@@ -1,0 +1,48 @@
+//! rembed turns text into embedding vectors in-process, on CUDA or the CPU, with no server and
+//! no Python.
+//!
+//! How a call to [`Embedder::embed`] runs:
+//! 1. Each text gets the model's document prompt (or query prompt, for
+//!    [`Embedder::embed_queries`]) and is tokenized, in parallel, truncated at the model's max
+//!    length.
+//! 2. Inputs are sorted by length and cut into batches whose padded size fits a token budget
+//!    ([`Options::with_max_batch_tokens`]).
+//! 3. Each batch runs through the network; one that runs out of device memory is halved and
+//!    retried, down to a single input, which then fails with [`Error::OutOfMemory`].
+//! 4. Hidden states are pooled (CLS, mean or last token) in f32, truncated to the requested
+//!    Matryoshka dimension and normalized, and put back in input order.
+//!
+//! Models are named by registry name or alias (see `models.toml`), Hugging Face repo id, or
+//! local directory in sentence-transformers layout.
+//!
+//! ```
+//! # fn main() -> rembed::Result<()> {
+//! let embedder = rembed::Embedder::load("all-minilm-l6-v2", rembed::Options::default())?;
+//! let docs: ndarray::Array2<f32> = embedder.embed(&["first text", "second text"])?;
+//! let queries = embedder.embed_queries(&["a question"])?; // applies the model's query prompt
+//! assert_eq!(docs.ncols(), embedder.dim());
+//! assert_eq!(queries.nrows(), 1);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod batch;
+mod device;
+mod embedder;
+mod error;
+mod halving;
+mod layers;
+mod loader;
+mod models;
+mod options;
+mod pooling;
+mod registry;
+
+pub use embedder::{Embedder, PartialEmbeddings, Role};
+pub use error::{is_oom, Error, Result};
+pub use halving::Failure;
+pub use models::Architecture;
+pub use options::{Device, Options, Precision};
+pub use pooling::Pooling;
+pub use registry::{ModelSpec, Registry};

@@ -1,0 +1,208 @@
+//! How an [`Embedder`](crate::Embedder) is loaded and run.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Device {
+    /// The first CUDA device when the crate is built with `cuda` and one is present, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// The CUDA device with this ordinal.
+    Cuda(usize),
+}
+
+impl FromStr for Device {
+    type Err = Error;
+
+    /// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || Error::InvalidOption {
+            option: "device",
+            reason: format!("`{s}`: expected auto, cpu, cuda or cuda:N"),
+        };
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(bad),
+        }
+    }
+}
+
+/// The number format of weights and activations. Pooling and normalization always run in f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Precision {
+    /// bf16 on CUDA, f32 on the CPU.
+    #[default]
+    Auto,
+    /// 32-bit floats: the reference precision.
+    F32,
+    /// 16-bit floats; can overflow to NaN on large decoder models.
+    F16,
+    /// bfloat16: f32's range at half the memory.
+    BF16,
+}
+
+impl FromStr for Precision {
+    type Err = Error;
+
+    /// Parses `auto`, `f32`, `f16` or `bf16`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "f32" | "float32" => Ok(Self::F32),
+            "f16" | "float16" | "fp16" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::BF16),
+            _ => Err(Error::InvalidOption {
+                option: "dtype",
+                reason: format!("`{s}`: expected auto, f32, f16 or bf16"),
+            }),
+        }
+    }
+}
+
+/// Settings for [`Embedder::load`](crate::Embedder::load). Every field has a sensible default;
+/// change them with the `with_*` setters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    pub(crate) device: Device,
+    pub(crate) precision: Precision,
+    pub(crate) max_batch_tokens: usize,
+    pub(crate) max_length: Option<usize>,
+    pub(crate) dim: Option<usize>,
+    pub(crate) normalize: Option<bool>,
+    pub(crate) prompts: bool,
+    pub(crate) revision: Option<String>,
+    pub(crate) offline: bool,
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) registry_file: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            device: Device::Auto,
+            precision: Precision::Auto,
+            max_batch_tokens: 16_384,
+            max_length: None,
+            dim: None,
+            normalize: None,
+            prompts: true,
+            revision: None,
+            offline: false,
+            cache_dir: None,
+            registry_file: None,
+        }
+    }
+}
+
+impl Options {
+    /// Where to run. Default [`Device::Auto`]. A CUDA device needs the `cuda` feature.
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Number format of the forward pass. Default [`Precision::Auto`] (bf16 on CUDA, f32 on CPU);
+    /// f32 costs twice the memory and, on GPUs, several times the time of bf16.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// Padded tokens per forward pass. Default 16,384. Larger batches use the device better and
+    /// cost memory linearly (attention: quadratically in the longest input); a batch that still
+    /// runs out of device memory is halved automatically.
+    pub fn with_max_batch_tokens(mut self, tokens: usize) -> Self {
+        self.max_batch_tokens = tokens;
+        self
+    }
+
+    /// Inputs longer than this many tokens (special tokens included) are truncated. Default: the
+    /// model's own limit. Time and memory grow with it, attention quadratically.
+    pub fn with_max_length(mut self, tokens: usize) -> Self {
+        self.max_length = Some(tokens);
+        self
+    }
+
+    /// Output dimension, for Matryoshka models: vectors are truncated, then re-normalized.
+    /// Default: the model's full dimension. Only the dimensions the model was trained for are
+    /// accepted. Smaller vectors cost nothing to compute and lose some retrieval quality.
+    pub fn with_dim(mut self, dim: usize) -> Self {
+        self.dim = Some(dim);
+        self
+    }
+
+    /// Whether to L2-normalize vectors. Default: what the model does (registry or its
+    /// `modules.json`).
+    pub fn with_normalize(mut self, normalize: bool) -> Self {
+        self.normalize = Some(normalize);
+        self
+    }
+
+    /// Whether `embed` and `embed_queries` prepend the model's document and query prompts.
+    /// Default true, as sentence-transformers' `encode_document` / `encode_query` do. Prompts
+    /// cost their tokens on every input.
+    pub fn with_prompts(mut self, prompts: bool) -> Self {
+        self.prompts = prompts;
+        self
+    }
+
+    /// Branch, tag or commit of the Hugging Face repo. Default: the registry's, else `main`.
+    pub fn with_revision(mut self, revision: impl Into<String>) -> Self {
+        self.revision = Some(revision.into());
+        self
+    }
+
+    /// Never touch the network: read models only from the local cache. Default false, unless
+    /// `HF_HUB_OFFLINE=1` is set.
+    pub fn with_offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    /// The Hugging Face hub cache. Default `HF_HUB_CACHE`, else `HF_HOME/hub`, else
+    /// `~/.cache/huggingface/hub`: the cache Python tools use too.
+    pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// A `models.toml`-format file whose models are added to (or replace) the built-in registry.
+    /// Default none.
+    pub fn with_registry_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.registry_file = Some(path.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_and_precision() {
+        assert_eq!("cuda:3".parse::<Device>().unwrap(), Device::Cuda(3));
+        assert_eq!("CPU".parse::<Device>().unwrap(), Device::Cpu);
+        assert!("cuda:x"
+            .parse::<Device>()
+            .unwrap_err()
+            .to_string()
+            .contains("cuda:x"));
+        assert_eq!("bf16".parse::<Precision>().unwrap(), Precision::BF16);
+        assert!("int8".parse::<Precision>().is_err());
+    }
+}
