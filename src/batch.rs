@@ -49,7 +49,7 @@ pub(crate) fn tokenize<S: AsRef<str> + Sync>(
 /// Groups input indices into batches: longest first, each batch's padded size
 /// (`rows × longest row`) within `max_batch_tokens`. An input longer than the budget gets a
 /// batch of its own. Sorting keeps padding, and so wasted compute, small.
-pub(crate) fn plan(lengths: &[usize], max_batch_tokens: usize) -> Vec<Vec<usize>> {
+pub fn plan_batches(lengths: &[usize], max_batch_tokens: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
     let mut batches: Vec<Vec<usize>> = Vec::new();
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn batches_respect_the_budget_and_cover_every_input_once() {
         let lengths = [5, 40, 7, 7, 12, 3, 100, 1];
-        let batches = plan(&lengths, 30);
+        let batches = plan_batches(&lengths, 30);
         let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());

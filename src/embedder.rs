@@ -178,6 +178,13 @@ impl Embedder {
         self.run(texts, self.prompt(role), true)
     }
 
+    /// Token counts of documents as the model would see them (prompt included, after
+    /// truncation), e.g. to estimate cost or plan a corpus job.
+    pub fn count_tokens<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<usize>> {
+        let tokens = batch::tokenize(&self.tokenizer, texts, self.prompt(Role::Document), &self.spec.name)?;
+        Ok(tokens.iter().map(|t| t.ids.len()).collect())
+    }
+
     /// Output dimension.
     pub fn dim(&self) -> usize {
         self.post.dim
@@ -231,7 +238,7 @@ impl Embedder {
         let forward =
             |rows: &[usize]| self.forward(&rows.iter().map(|&i| &tokens[i]).collect::<Vec<_>>());
         let mut outcome = Outcome::default();
-        for rows in batch::plan(&lengths, self.max_batch_tokens) {
+        for rows in batch::plan_batches(&lengths, self.max_batch_tokens) {
             halving::run(&rows, &|i| lengths[i], &forward, keep_going, &mut outcome)?;
         }
 

@@ -39,6 +39,7 @@ mod options;
 mod pooling;
 mod registry;
 
+pub use batch::plan_batches;
 pub use embedder::{Embedder, PartialEmbeddings, Role};
 pub use error::{is_oom, Error, Result};
 pub use halving::Failure;

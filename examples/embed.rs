@@ -1,0 +1,126 @@
+//! Embed text files from the command line: one text per line in, vectors out.
+//!
+//! ```sh
+//! cargo run --release --example embed -- --model all-minilm-l6-v2 --input examples/sample.txt --output vectors.npy
+//! ```
+//!
+//! `--output` ending in `.npy` writes a float32 C-order `[n, dim]` array; `.jsonl` (or stdout when
+//! omitted) writes one JSON array per line. A one-line summary goes to stderr.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use ndarray::Array2;
+use rembed::{Device, Embedder, Options, Precision, Role};
+
+#[derive(Parser)]
+#[command(about = "Embed one text per line with a rembed model")]
+struct Args {
+    /// Registry name or alias, Hugging Face repo id, or model directory.
+    #[arg(long)]
+    model: String,
+    /// Text file, one text per line (every line is a text); `-` reads stdin.
+    #[arg(long)]
+    input: String,
+    /// `.npy` or `.jsonl`; JSONL on stdout when omitted.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Apply the model's query prompt instead of its document prompt.
+    #[arg(long)]
+    query: bool,
+    /// Output dimension (Matryoshka models).
+    #[arg(long)]
+    dim: Option<usize>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// auto, f32, f16 or bf16.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
+    /// Padded tokens per forward pass.
+    #[arg(long)]
+    max_batch_tokens: Option<usize>,
+    /// Truncate inputs to this many tokens.
+    #[arg(long)]
+    max_length: Option<usize>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+
+    let mut options = Options::default()
+        .with_device(args.device.parse::<Device>()?)
+        .with_precision(args.dtype.parse::<Precision>()?);
+    if let Some(tokens) = args.max_batch_tokens {
+        options = options.with_max_batch_tokens(tokens);
+    }
+    if let Some(tokens) = args.max_length {
+        options = options.with_max_length(tokens);
+    }
+    if let Some(dim) = args.dim {
+        options = options.with_dim(dim);
+    }
+    let embedder = Embedder::load(&args.model, options)?;
+
+    let mut text = String::new();
+    if args.input == "-" {
+        std::io::stdin().read_to_string(&mut text).context("reading stdin")?;
+    } else {
+        text = std::fs::read_to_string(&args.input).with_context(|| format!("reading {}", args.input))?;
+    }
+    let texts: Vec<&str> = text.lines().collect();
+
+    let start = Instant::now();
+    let role = if args.query { Role::Query } else { Role::Document };
+    let result = embedder.embed_partial(&texts, role)?;
+    let seconds = start.elapsed().as_secs_f64();
+
+    write_output(&result.embeddings, args.output.as_ref())?;
+    eprintln!(
+        "model={} device={:?} dtype={:?} texts={} tokens={} truncated={} seconds={:.3} tokens/s={:.0}",
+        embedder.spec().name,
+        embedder.device(),
+        embedder.dtype(),
+        texts.len(),
+        result.tokens,
+        result.truncated,
+        seconds,
+        result.tokens as f64 / seconds.max(1e-9),
+    );
+    if !result.failures.is_empty() {
+        for failure in &result.failures {
+            eprintln!("line {}: {} ({} tokens)", failure.index + 1, failure.reason, failure.tokens);
+        }
+        bail!("{} of {} texts failed; their rows are zero", result.failures.len(), texts.len());
+    }
+    Ok(())
+}
+
+fn write_output(embeddings: &Array2<f32>, output: Option<&PathBuf>) -> anyhow::Result<()> {
+    match output {
+        Some(path) if path.extension().is_some_and(|e| e == "npy") => {
+            ndarray_npy::write_npy(path, embeddings).with_context(|| format!("writing {}", path.display()))
+        }
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            write_jsonl(embeddings, BufWriter::new(file)).with_context(|| format!("writing {}", path.display()))
+        }
+        None => write_jsonl(embeddings, BufWriter::new(std::io::stdout().lock())).context("writing stdout"),
+    }
+}
+
+fn write_jsonl(embeddings: &Array2<f32>, mut out: impl Write) -> anyhow::Result<()> {
+    for row in embeddings.rows() {
+        serde_json::to_writer(&mut out, &row.to_vec())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
