@@ -10,13 +10,20 @@ use rembed::{plan_batches, Device, Embedder, Options};
 
 fn sample() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.txt");
-    std::fs::read_to_string(path).expect("examples/sample.txt").lines().map(str::to_string).collect()
+    std::fs::read_to_string(path)
+        .expect("examples/sample.txt")
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn tokenize_and_plan(c: &mut Criterion) {
     let texts = sample();
-    let embedder = Embedder::load("all-minilm-l6-v2", Options::default().with_device(Device::Cpu))
-        .expect("all-minilm-l6-v2 in the hub cache (scripts/seed_hub_cache.py)");
+    let embedder = Embedder::load(
+        "all-minilm-l6-v2",
+        Options::default().with_device(Device::Cpu),
+    )
+    .expect("all-minilm-l6-v2 in the hub cache (scripts/seed_hub_cache.py)");
     let mut group = c.benchmark_group("batching");
     group.throughput(Throughput::Elements(texts.len() as u64));
     group.bench_function("tokenize_and_plan/all-minilm-l6-v2/sample", |b| {

@@ -12,7 +12,12 @@ const MODELS: &[&str] = &["bert-mean"];
 
 fn sample() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.txt");
-    std::fs::read_to_string(path).expect("examples/sample.txt").lines().take(64).map(str::to_string).collect()
+    std::fs::read_to_string(path)
+        .expect("examples/sample.txt")
+        .lines()
+        .take(64)
+        .map(str::to_string)
+        .collect()
 }
 
 fn forward(c: &mut Criterion) {
@@ -21,7 +26,8 @@ fn forward(c: &mut Criterion) {
     group.throughput(Throughput::Elements(texts.len() as u64));
     for name in MODELS {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/").to_string() + name;
-        let embedder = Embedder::load(&dir, Options::default().with_device(Device::Cpu)).expect("fixture model");
+        let embedder = Embedder::load(&dir, Options::default().with_device(Device::Cpu))
+            .expect("fixture model");
         group.bench_function(*name, |b| b.iter(|| embedder.embed(&texts).expect("embed")));
     }
     group.finish();

@@ -50,7 +50,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -71,14 +73,21 @@ fn main() -> anyhow::Result<()> {
 
     let mut text = String::new();
     if args.input == "-" {
-        std::io::stdin().read_to_string(&mut text).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading stdin")?;
     } else {
-        text = std::fs::read_to_string(&args.input).with_context(|| format!("reading {}", args.input))?;
+        text = std::fs::read_to_string(&args.input)
+            .with_context(|| format!("reading {}", args.input))?;
     }
     let texts: Vec<&str> = text.lines().collect();
 
     let start = Instant::now();
-    let role = if args.query { Role::Query } else { Role::Document };
+    let role = if args.query {
+        Role::Query
+    } else {
+        Role::Document
+    };
     let result = embedder.embed_partial(&texts, role)?;
     let seconds = start.elapsed().as_secs_f64();
 
@@ -96,9 +105,18 @@ fn main() -> anyhow::Result<()> {
     );
     if !result.failures.is_empty() {
         for failure in &result.failures {
-            eprintln!("line {}: {} ({} tokens)", failure.index + 1, failure.reason, failure.tokens);
+            eprintln!(
+                "line {}: {} ({} tokens)",
+                failure.index + 1,
+                failure.reason,
+                failure.tokens
+            );
         }
-        bail!("{} of {} texts failed; their rows are zero", result.failures.len(), texts.len());
+        bail!(
+            "{} of {} texts failed; their rows are zero",
+            result.failures.len(),
+            texts.len()
+        );
     }
     Ok(())
 }
@@ -106,13 +124,17 @@ fn main() -> anyhow::Result<()> {
 fn write_output(embeddings: &Array2<f32>, output: Option<&PathBuf>) -> anyhow::Result<()> {
     match output {
         Some(path) if path.extension().is_some_and(|e| e == "npy") => {
-            ndarray_npy::write_npy(path, embeddings).with_context(|| format!("writing {}", path.display()))
+            ndarray_npy::write_npy(path, embeddings)
+                .with_context(|| format!("writing {}", path.display()))
         }
         Some(path) => {
-            let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            write_jsonl(embeddings, BufWriter::new(file)).with_context(|| format!("writing {}", path.display()))
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            write_jsonl(embeddings, BufWriter::new(file))
+                .with_context(|| format!("writing {}", path.display()))
         }
-        None => write_jsonl(embeddings, BufWriter::new(std::io::stdout().lock())).context("writing stdout"),
+        None => write_jsonl(embeddings, BufWriter::new(std::io::stdout().lock()))
+            .context("writing stdout"),
     }
 }
 
