@@ -181,7 +181,12 @@ impl Embedder {
     /// Token counts of documents as the model would see them (prompt included, after
     /// truncation), e.g. to estimate cost or plan a corpus job.
     pub fn count_tokens<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<usize>> {
-        let tokens = batch::tokenize(&self.tokenizer, texts, self.prompt(Role::Document), &self.spec.name)?;
+        let tokens = batch::tokenize(
+            &self.tokenizer,
+            texts,
+            self.prompt(Role::Document),
+            &self.spec.name,
+        )?;
         Ok(tokens.iter().map(|t| t.ids.len()).collect())
     }
 
