@@ -93,13 +93,16 @@ mod tests {
 
     const LIMIT: usize = 100;
 
-    /// A fake forward pass that "runs out of memory" above `LIMIT` padded tokens and otherwise
-    /// returns each input's index times ten.
-    fn fake<'a>(
-        lengths: &'a [usize],
-        calls: &'a Cell<usize>,
-    ) -> impl Fn(&[usize]) -> candle_core::Result<Vec<usize>> + 'a {
-        move |batch: &[usize]| {
+    /// Runs the driver over `batch` with a fake forward pass that "runs out of memory" above
+    /// `LIMIT` padded tokens and otherwise returns each input's index times ten; also returns
+    /// how many forward calls were made.
+    fn drive(
+        lengths: &[usize],
+        batch: &[usize],
+        keep_going: bool,
+    ) -> (Result<()>, Outcome<usize>, usize) {
+        let calls = Cell::new(0);
+        let forward = |batch: &[usize]| {
             calls.set(calls.get() + 1);
             let padded = batch.len() * batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
             if padded > LIMIT {
@@ -109,24 +112,18 @@ mod tests {
             } else {
                 Ok(batch.iter().map(|&i| i * 10).collect())
             }
-        }
+        };
+        let mut outcome = Outcome::default();
+        let result = run(batch, &|i| lengths[i], &forward, keep_going, &mut outcome);
+        (result, outcome, calls.get())
     }
 
     #[test]
     fn halves_until_it_fits_and_matches_the_unconstrained_run() {
-        let lengths = vec![20; 8]; // 160 padded tokens: halves to 4 x 20 = 80.
-        let calls = Cell::new(0);
-        let mut outcome = Outcome::default();
-        run(
-            &(0..8).collect::<Vec<_>>(),
-            &|i| lengths[i],
-            &fake(&lengths, &calls),
-            false,
-            &mut outcome,
-        )
-        .unwrap();
-        assert_eq!(outcome.splits, 1);
-        assert_eq!(calls.get(), 3);
+        // 8 x 20 = 160 padded tokens: one halving to 4 x 20 = 80.
+        let (result, outcome, calls) = drive(&[20; 8], &(0..8).collect::<Vec<_>>(), false);
+        result.unwrap();
+        assert_eq!((outcome.splits, calls), (1, 3));
         let mut rows = outcome.rows;
         rows.sort_unstable();
         assert_eq!(rows, (0..8).map(|i| (i, i * 10)).collect::<Vec<_>>());
@@ -134,34 +131,18 @@ mod tests {
 
     #[test]
     fn splits_recursively() {
-        let lengths = vec![30; 8]; // 240 -> 120 -> 60: two levels, 1 + 2 splits.
-        let calls = Cell::new(0);
-        let mut outcome = Outcome::default();
-        run(
-            &(0..8).collect::<Vec<_>>(),
-            &|i| lengths[i],
-            &fake(&lengths, &calls),
-            false,
-            &mut outcome,
-        )
-        .unwrap();
+        // 240 -> 120 -> 60: two levels, 1 + 2 splits.
+        let (result, outcome, _) = drive(&[30; 8], &(0..8).collect::<Vec<_>>(), false);
+        result.unwrap();
         assert_eq!(outcome.splits, 3);
         assert_eq!(outcome.rows.len(), 8);
     }
 
     #[test]
     fn single_input_that_cannot_fit_names_its_index() {
-        let lengths = vec![10, 500, 10, 10];
-        let calls = Cell::new(0);
-        let mut outcome = Outcome::default();
-        let err = run(
-            &[1, 0, 2, 3],
-            &|i| lengths[i],
-            &fake(&lengths, &calls),
-            false,
-            &mut outcome,
-        )
-        .unwrap_err();
+        let lengths = [10, 500, 10, 10];
+        let (result, _, _) = drive(&lengths, &[1, 0, 2, 3], false);
+        let err = result.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -175,15 +156,8 @@ mod tests {
         );
 
         // Keep going: the other inputs are still embedded.
-        let mut outcome = Outcome::default();
-        run(
-            &[1, 0, 2, 3],
-            &|i| lengths[i],
-            &fake(&lengths, &calls),
-            true,
-            &mut outcome,
-        )
-        .unwrap();
+        let (result, outcome, _) = drive(&lengths, &[1, 0, 2, 3], true);
+        result.unwrap();
         assert_eq!(outcome.failures.len(), 1);
         assert_eq!(
             (outcome.failures[0].index, outcome.failures[0].out_of_memory),
