@@ -22,6 +22,7 @@ pub(crate) fn tokenize<S: AsRef<str> + Sync>(
     tokenizer: &Tokenizer,
     texts: &[S],
     prompt: &str,
+    append_id: Option<u32>,
     model: &str,
 ) -> Result<Vec<Tokens>> {
     texts
@@ -38,12 +39,35 @@ pub(crate) fn tokenize<S: AsRef<str> + Sync>(
                 model: model.to_string(),
                 reason: format!("input {index}: {e}"),
             })?;
+            let mut ids = encoding.get_ids().to_vec();
+            ids.extend(append_id);
             Ok(Tokens {
                 truncated: !encoding.get_overflowing().is_empty(),
-                ids: encoding.get_ids().to_vec(),
+                ids,
             })
         })
         .collect()
+}
+
+/// The id of `token` when the tokenizer's template does not already end every input with it
+/// (so rembed must append it), `None` when it does. A model whose last-token pooling reads the
+/// end token would otherwise pool an arbitrary word: the check is made once, at load.
+pub(crate) fn missing_end_token(
+    tokenizer: &Tokenizer,
+    token: &str,
+    model: &str,
+) -> Result<Option<u32>> {
+    let id = tokenizer
+        .token_to_id(token)
+        .ok_or_else(|| Error::Tokenizer {
+            model: model.to_string(),
+            reason: format!("the vocabulary has no `{token}`, which the model's inputs end with"),
+        })?;
+    let probe = tokenizer.encode("a", true).map_err(|e| Error::Tokenizer {
+        model: model.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((probe.get_ids().last() != Some(&id)).then_some(id))
 }
 
 /// Groups input indices into batches: longest first, each batch's padded size

@@ -1,6 +1,6 @@
 //! [`Embedder`]: a loaded model and the batching that feeds it.
 
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use ndarray::Array2;
 use tokenizers::{Tokenizer, TruncationParams};
@@ -10,7 +10,7 @@ use crate::device::{resolve_device, resolve_dtype};
 use crate::error::{Error, Result};
 use crate::halving::{self, Failure, Outcome};
 use crate::loader::{locate, safetensors_files};
-use crate::models::{self, Encoder};
+use crate::models::{self, Architecture, Encoder, ModelInput};
 use crate::options::Options;
 use crate::pooling::PostProcess;
 use crate::registry::ModelSpec;
@@ -51,6 +51,11 @@ pub struct Embedder {
     post: PostProcess,
     max_batch_tokens: usize,
     prompts: bool,
+    /// The end token to append to every input, when the model needs one (Qwen3's
+    /// `<|endoftext|>`) and its tokenizer's template does not add it.
+    append_end: Option<u32>,
+    /// bge-m3's sparse and ColBERT heads, for XLM-RoBERTa models that ship them.
+    pub(crate) bge_m3: crate::bge_m3::Heads,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -94,9 +99,22 @@ impl Embedder {
                 reason: e.to_string(),
             })?;
         tokenizer.with_padding(None);
+        let append_end = match &spec.end_token {
+            Some(token) => batch::missing_end_token(&tokenizer, token, &spec.name)?,
+            None => None,
+        };
+        if let (Some(_), Some(token)) = (append_end, &spec.end_token) {
+            tracing::warn!(
+                model = %spec.name,
+                token = %token,
+                "the tokenizer does not end inputs with the model's end token; rembed appends it"
+            );
+        }
         tokenizer
             .with_truncation(Some(TruncationParams {
-                max_length: spec.max_length,
+                // The appended end token counts toward the max length, as a template's would.
+                max_length: spec.max_length
+                    - usize::from(append_end.is_some() && spec.max_length > 1),
                 ..Default::default()
             }))
             .map_err(|e| Error::Tokenizer {
@@ -116,20 +134,21 @@ impl Embedder {
         // not being modified while the model is alive.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, dtype, &device) }
             .map_err(weights_error)?;
-        let model = models::load(
-            spec.architecture,
-            &located.config,
-            &located.config_path,
-            vb,
-            &spec.name,
-        )
-        .map_err(|e| match e {
-            Error::Candle(e) => weights_error(e),
-            other => other,
-        })?;
+        let model = models::load(spec.architecture, &located.config, &located.config_path, vb)
+            .map_err(|e| match e {
+                Error::Candle(e) => weights_error(e),
+                other => other,
+            })?;
+        let bge_m3 = if spec.architecture == Architecture::XlmRoberta {
+            crate::bge_m3::Heads::load(located.source.as_ref(), &tokenizer, &device)?
+        } else {
+            crate::bge_m3::Heads::default()
+        };
 
         let post = PostProcess {
-            layer_norm: false,
+            // nomic v1.5's recipe is for truncated vectors; at full size the model's own
+            // pipeline (pool, normalize) applies.
+            layer_norm: spec.matryoshka_layer_norm && dim < spec.dim,
             dim,
             normalize: spec.normalize,
         };
@@ -143,6 +162,8 @@ impl Embedder {
             post,
             max_batch_tokens: options.max_batch_tokens,
             prompts: options.prompts,
+            append_end,
+            bge_m3,
         })
     }
 
@@ -157,6 +178,27 @@ impl Embedder {
     pub fn embed_queries<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Array2<f32>> {
         self.run(texts, self.prompt(Role::Query), false)
             .map(|p| p.embeddings)
+    }
+
+    /// Embeds search queries with your own task in the model's instruction template, in place of
+    /// the default task of its query prompt: Qwen3-Embedding's queries read
+    /// `Instruct: {task}\nQuery:{text}`. Applied whatever [`Options::with_prompts`] says, since
+    /// the call asks for it. Fails with [`Error::UnsupportedTask`] for a model without an
+    /// instruction template (use [`Embedder::embed_with_prompt`] for a free-form prefix).
+    pub fn embed_queries_with<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        task: &str,
+    ) -> Result<Array2<f32>> {
+        let template =
+            self.spec
+                .query_template
+                .as_deref()
+                .ok_or_else(|| Error::UnsupportedTask {
+                    model: self.spec.name.clone(),
+                })?;
+        let prompt = template.replace("{task}", task);
+        self.run(texts, &prompt, false).map(|p| p.embeddings)
     }
 
     /// Embeds texts with an explicit prompt in place of the model's (e.g. nomic's `clustering: `).
@@ -181,13 +223,19 @@ impl Embedder {
     /// Token counts of documents as the model would see them (prompt included, after
     /// truncation), e.g. to estimate cost or plan a corpus job.
     pub fn count_tokens<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<usize>> {
-        let tokens = batch::tokenize(
-            &self.tokenizer,
-            texts,
-            self.prompt(Role::Document),
-            &self.spec.name,
-        )?;
+        let tokens = self.tokenize(texts, self.prompt(Role::Document))?;
         Ok(tokens.iter().map(|t| t.ids.len()).collect())
+    }
+
+    /// The token ids the model sees for each text in a role: prompt, truncation and any end
+    /// token rembed appends included.
+    pub fn token_ids<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        role: Role,
+    ) -> Result<Vec<Vec<u32>>> {
+        let tokens = self.tokenize(texts, self.prompt(role))?;
+        Ok(tokens.into_iter().map(|t| t.ids).collect())
     }
 
     /// Output dimension.
@@ -215,12 +263,22 @@ impl Embedder {
         &self.tokenizer
     }
 
-    fn prompt(&self, role: Role) -> &str {
+    pub(crate) fn prompt(&self, role: Role) -> &str {
         match (self.prompts, role) {
             (false, _) => "",
             (true, Role::Document) => &self.spec.document_prompt,
             (true, Role::Query) => &self.spec.query_prompt,
         }
+    }
+
+    fn tokenize<S: AsRef<str> + Sync>(&self, texts: &[S], prompt: &str) -> Result<Vec<Tokens>> {
+        batch::tokenize(
+            &self.tokenizer,
+            texts,
+            prompt,
+            self.append_end,
+            &self.spec.name,
+        )
     }
 
     fn run<S: AsRef<str> + Sync>(
@@ -229,7 +287,35 @@ impl Embedder {
         prompt: &str,
         keep_going: bool,
     ) -> Result<PartialEmbeddings> {
-        let tokens = batch::tokenize(&self.tokenizer, texts, prompt, &self.spec.name)?;
+        let per_batch = |hidden: &Tensor, input: &ModelInput| self.pool(hidden, input)?.to_vec2();
+        let run = self.run_batches(texts, prompt, keep_going, &per_batch)?;
+        let mut embeddings = Array2::zeros((texts.len(), self.dim()));
+        for (index, row) in run.outcome.rows {
+            embeddings
+                .row_mut(index)
+                .assign(&ndarray::ArrayView1::from(&row));
+        }
+        Ok(PartialEmbeddings {
+            embeddings,
+            failures: run.outcome.failures,
+            tokens: run.tokens,
+            truncated: run.truncated,
+            splits: run.outcome.splits,
+        })
+    }
+
+    /// Tokenizes `texts`, cuts them into length-sorted batches within the token budget, runs
+    /// each batch through the network (halving on out-of-memory) and hands its hidden states
+    /// `(B, L, H)` to `per_batch`, which returns one value per row. Rows come back unordered,
+    /// with their input index.
+    pub(crate) fn run_batches<S: AsRef<str> + Sync, T>(
+        &self,
+        texts: &[S],
+        prompt: &str,
+        keep_going: bool,
+        per_batch: &dyn Fn(&Tensor, &ModelInput) -> candle_core::Result<Vec<T>>,
+    ) -> Result<Batches<T>> {
+        let tokens = self.tokenize(texts, prompt)?;
         let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
         let truncated = tokens.iter().filter(|t| t.truncated).count();
         if truncated > 0 {
@@ -240,35 +326,36 @@ impl Embedder {
             );
         }
 
-        let forward =
-            |rows: &[usize]| self.forward(&rows.iter().map(|&i| &tokens[i]).collect::<Vec<_>>());
+        let forward = |rows: &[usize]| {
+            let rows: Vec<&Tokens> = rows.iter().map(|&i| &tokens[i]).collect();
+            let input = batch::pad(&rows, 0, &self.device)?;
+            per_batch(&self.model.forward(&input)?, &input)
+        };
         let mut outcome = Outcome::default();
         for rows in batch::plan_batches(&lengths, self.max_batch_tokens) {
             halving::run(&rows, &|i| lengths[i], &forward, keep_going, &mut outcome)?;
         }
-
-        let mut embeddings = Array2::zeros((texts.len(), self.dim()));
-        for (index, row) in outcome.rows {
-            embeddings
-                .row_mut(index)
-                .assign(&ndarray::ArrayView1::from(&row));
-        }
-        Ok(PartialEmbeddings {
-            embeddings,
-            failures: outcome.failures,
+        Ok(Batches {
+            outcome,
             tokens: lengths.iter().sum(),
             truncated,
-            splits: outcome.splits,
         })
     }
 
-    /// One padded batch through the model, pooled and post-processed, as rows of f32.
-    fn forward(&self, rows: &[&Tokens]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let input = batch::pad(rows, 0, &self.device)?;
-        let hidden = self.model.forward(&input)?;
-        let pooled = self.spec.pooling.pool(&hidden, &input.lengths)?;
-        self.post.apply(&pooled)?.to_vec2()
+    /// A batch's hidden states pooled and post-processed: `(B, dim)` in f32.
+    pub(crate) fn pool(&self, hidden: &Tensor, input: &ModelInput) -> candle_core::Result<Tensor> {
+        let pooled = self.spec.pooling.pool(hidden, &input.lengths)?;
+        self.post.apply(&pooled)
     }
+}
+
+/// What [`Embedder::run_batches`] produced.
+pub(crate) struct Batches<T> {
+    pub outcome: Outcome<T>,
+    /// Tokens fed to the model (after truncation, before padding).
+    pub tokens: usize,
+    /// Inputs cut at the max length.
+    pub truncated: usize,
 }
 
 #[cfg(test)]

@@ -128,6 +128,29 @@ pub enum Error {
         reason: String,
     },
 
+    /// Occurs when a task instruction is given to a model whose queries take none (it has no
+    /// `query_template`).
+    #[error(
+        "model `{model}` takes no task instruction; use embed_with_prompt for a free-form prompt"
+    )]
+    UnsupportedTask {
+        /// The model name.
+        model: String,
+    },
+
+    /// Occurs when bge-m3's sparse or ColBERT output is asked for but the head's weights are not
+    /// in the model directory as safetensors (bge-m3 publishes them as pickle `.pt` files, which
+    /// rembed never loads; see `Embedder::embed_all` for the one-line conversion).
+    #[error("model `{model}` has no `{file}`: convert bge-m3's `{pickle}` to safetensors (see Embedder::embed_all)")]
+    MissingHead {
+        /// The model name.
+        model: String,
+        /// The safetensors file looked for.
+        file: String,
+        /// The published pickle file it is converted from.
+        pickle: String,
+    },
+
     /// Occurs when the tensor library fails (shape mismatch in a checkpoint, kernel failure).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod bge_m3;
 mod device;
 mod embedder;
 mod error;
@@ -40,6 +41,7 @@ mod pooling;
 mod registry;
 
 pub use batch::plan_batches;
+pub use bge_m3::{BgeM3Output, SparseEmbedding};
 pub use embedder::{Embedder, PartialEmbeddings, Role};
 pub use error::{is_oom, Error, Result};
 pub use halving::Failure;

@@ -49,6 +49,18 @@ pub struct ModelSpec {
     /// Prepended to documents.
     #[serde(default)]
     pub document_prompt: String,
+    /// The query prompt with a `{task}` placeholder, for models that take a task instruction
+    /// (Qwen3-Embedding: `Instruct: {task}\nQuery:`); see `Embedder::embed_queries_with`.
+    #[serde(default)]
+    pub query_template: Option<String>,
+    /// A token every input must end with (Qwen3-Embedding pools `<|endoftext|>`); rembed appends
+    /// it, with a warning, when the tokenizer's template does not.
+    #[serde(default)]
+    pub end_token: Option<String>,
+    /// Layer norm without affine parameters over the pooled vector before Matryoshka truncation
+    /// (nomic-embed-text v1.5's recipe); applied only when a dimension below `dim` is asked for.
+    #[serde(default)]
+    pub matryoshka_layer_norm: bool,
 }
 
 fn main() -> String {

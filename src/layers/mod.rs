@@ -3,3 +3,4 @@
 
 pub(crate) mod attention;
 pub(crate) mod norm;
+pub(crate) mod rotary;

@@ -156,6 +156,11 @@ fn merge(
         max_length: field("max_position_embeddings").unwrap_or(512),
         query_prompt: String::new(),
         document_prompt: String::new(),
+        // Qwen3-Embedding's conventions, for Qwen3 directories the registry does not know.
+        query_template: (architecture == Architecture::Qwen3)
+            .then(|| "Instruct: {task}\nQuery:".to_string()),
+        end_token: (architecture == Architecture::Qwen3).then(|| "<|endoftext|>".to_string()),
+        matryoshka_layer_norm: false,
     });
     if let Some(revision) = &options.revision {
         spec.revision = revision.clone();

@@ -2,6 +2,8 @@
 //! batching and loading live elsewhere.
 
 pub(crate) mod bert;
+pub(crate) mod nomic_bert;
+pub(crate) mod qwen3;
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -45,8 +47,6 @@ impl Architecture {
             Self::Qwen3 => "qwen3",
         }
     }
-
-    const IMPLEMENTED: &'static [Architecture] = &[Architecture::Bert, Architecture::XlmRoberta];
 }
 
 impl std::fmt::Display for Architecture {
@@ -74,7 +74,6 @@ pub(crate) fn load(
     config: &serde_json::Value,
     config_path: &std::path::Path,
     vb: VarBuilder,
-    model: &str,
 ) -> Result<Box<dyn Encoder>> {
     let parse_err = |e: serde_json::Error| Error::Malformed {
         path: config_path.to_path_buf(),
@@ -90,14 +89,14 @@ pub(crate) fn load(
             };
             Ok(Box::new(bert::Model::load(vb, &cfg, flavour)?))
         }
-        other => Err(Error::UnsupportedArchitecture {
-            model: model.to_string(),
-            architecture: other.to_string(),
-            supported: Architecture::IMPLEMENTED
-                .iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+        Architecture::NomicBert => {
+            let cfg: nomic_bert::Config =
+                serde_json::from_value(config.clone()).map_err(parse_err)?;
+            Ok(Box::new(nomic_bert::Model::load(vb, &cfg)?))
+        }
+        Architecture::Qwen3 => {
+            let cfg: qwen3::Config = serde_json::from_value(config.clone()).map_err(parse_err)?;
+            Ok(Box::new(qwen3::Model::load(vb, &cfg)?))
+        }
     }
 }
