@@ -98,3 +98,125 @@ pub fn ids(embedder: &rembed::Embedder, texts: &[String], prompt: &str) -> Vec<V
         })
         .collect()
 }
+
+/// Each text embedded in a call of its own, rows stacked: the batch-of-one baseline that batch
+/// invariance is checked against.
+pub fn one_at_a_time(embedder: &rembed::Embedder, texts: &[String]) -> Array2<f32> {
+    let rows: Vec<Array2<f32>> = texts
+        .iter()
+        .map(|t| embedder.embed(std::slice::from_ref(t)).unwrap())
+        .collect();
+    ndarray::concatenate(
+        ndarray::Axis(0),
+        &rows.iter().map(|a| a.view()).collect::<Vec<_>>(),
+    )
+    .unwrap()
+}
+
+/// A Hugging Face hub cache holding fixture `name` as repo `repo`, and a registry file whose
+/// `entry` (one `[[model]]` table, without `repo`) points at it: how a test gives a fixture the
+/// registry metadata (Matryoshka dimensions, recipes) that only `models.toml` carries.
+/// Returns the temporary directory (keep it alive) and options that load through it offline.
+pub fn registered_fixture(
+    name: &str,
+    repo: &str,
+    entry: &str,
+) -> (tempfile::TempDir, rembed::Options) {
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let commit = "2222222222222222222222222222222222222222";
+    let cached = tmp
+        .path()
+        .join("hub")
+        .join(format!("models--{}", repo.replace('/', "--")));
+    std::fs::create_dir_all(cached.join("refs")).unwrap();
+    std::fs::write(cached.join("refs/main"), commit).unwrap();
+    copy_dir(&fixture(name), &cached.join("snapshots").join(commit));
+    let registry = tmp.path().join("models.toml");
+    std::fs::write(
+        &registry,
+        format!("[[model]]\nrepo = \"{repo}\"\n{entry}\n"),
+    )
+    .unwrap();
+    let options = rembed::Options::default()
+        .with_device(rembed::Device::Cpu)
+        .with_registry_file(&registry)
+        .with_cache_dir(tmp.path().join("hub"))
+        .with_offline(true);
+    (tmp, options)
+}
+
+/// A tracing subscriber's output, captured for tests that check a warning was given.
+#[derive(Clone, Default)]
+pub struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// Runs `f` with a subscriber that writes into this log.
+    pub fn capture<T>(&self, f: impl FnOnce() -> T) -> T {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f)
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// At least three short texts with the same token count (as documents), for a batch without
+/// padding.
+pub fn equal_length_texts(embedder: &rembed::Embedder) -> Vec<String> {
+    let candidates: Vec<String> = [
+        "the quick fox",
+        "the lazy dog",
+        "hello world ok",
+        "paris france capital",
+        "data races",
+        "null pointers",
+        "vector search",
+        "chat logs",
+        "safe rust",
+        "brown fox",
+        "the report",
+        "the committee",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let ids = embedder
+        .token_ids(&candidates, rembed::Role::Document)
+        .unwrap();
+    let mut by_length = std::collections::BTreeMap::<usize, Vec<String>>::new();
+    for (text, ids) in candidates.into_iter().zip(ids) {
+        by_length.entry(ids.len()).or_default().push(text);
+    }
+    let group = by_length.into_values().max_by_key(Vec::len).unwrap();
+    assert!(group.len() >= 3, "{group:?}");
+    group
+}

@@ -1,0 +1,179 @@
+//! NomicBert (nomic-embed-text v1 / v1.5) against transformers' NomicBert on a tiny random-weight
+//! model in v1.5's shape, with a trained length short enough that several texts go past it and
+//! get dynamic NTK rotary scaling, computed per text.
+
+mod common;
+
+use common::{
+    assert_rows_close, assert_same_rows, fixture, ids, one_at_a_time, registered_fixture,
+};
+use rembed::{Device, Embedder, Options, Role};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Encoded {
+    ids: Vec<Vec<u32>>,
+    embeddings: Vec<Vec<f32>>,
+    matryoshka: Vec<Vec<f32>>,
+}
+
+/// `nomic-bert/reference.json`: each role's ids, vectors and Matryoshka vectors (v1.5 recipe).
+#[derive(Deserialize)]
+struct Reference {
+    texts: Vec<String>,
+    max_trained_positions: usize,
+    matryoshka_dim: usize,
+    documents: Encoded,
+    queries: Encoded,
+    clustering: Encoded,
+}
+
+fn reference() -> Reference {
+    let text = std::fs::read_to_string(fixture("nomic-bert/reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn load() -> Embedder {
+    Embedder::load(
+        fixture("nomic-bert").to_str().unwrap(),
+        Options::default().with_device(Device::Cpu),
+    )
+    .unwrap()
+}
+
+#[test]
+fn documents_queries_and_task_prefixes_match_the_reference() {
+    let reference = reference();
+    let embedder = load();
+    assert_eq!(embedder.spec().document_prompt, "search_document: ");
+    assert_eq!(embedder.spec().query_prompt, "search_query: ");
+    // Several inputs run past the trained positions: the NTK path is exercised.
+    let long = reference
+        .documents
+        .ids
+        .iter()
+        .filter(|ids| ids.len() > reference.max_trained_positions)
+        .count();
+    assert!(long >= 3, "{long}");
+
+    let docs_ids = embedder
+        .token_ids(&reference.texts, Role::Document)
+        .unwrap();
+    assert_eq!(docs_ids, reference.documents.ids);
+    let query_ids = embedder.token_ids(&reference.texts, Role::Query).unwrap();
+    assert_eq!(query_ids, reference.queries.ids);
+    assert_eq!(
+        ids(&embedder, &reference.texts, "clustering: "),
+        reference.clustering.ids
+    );
+
+    let docs = embedder.embed(&reference.texts).unwrap();
+    assert_rows_close(
+        "nomic documents",
+        &docs,
+        &reference.documents.embeddings,
+        0.99999,
+        1e-4,
+    );
+    let queries = embedder.embed_queries(&reference.texts).unwrap();
+    assert_rows_close(
+        "nomic queries",
+        &queries,
+        &reference.queries.embeddings,
+        0.99999,
+        1e-4,
+    );
+    let clustering = embedder
+        .embed_with_prompt(&reference.texts, "clustering: ")
+        .unwrap();
+    assert_rows_close(
+        "nomic clustering",
+        &clustering,
+        &reference.clustering.embeddings,
+        0.99999,
+        1e-4,
+    );
+}
+
+#[test]
+fn every_text_in_a_batch_equals_the_text_alone_long_ones_included() {
+    let reference = reference();
+    let embedder = load();
+    let texts = reference.texts;
+    let alone = one_at_a_time(&embedder, &texts);
+    let together = embedder.embed(&texts).unwrap();
+    assert_same_rows("nomic mixed batch", &together, &alone, 0.99999);
+
+    // Long texts beside short ones, in batches of every size the budget allows.
+    let small = Embedder::load(
+        fixture("nomic-bert").to_str().unwrap(),
+        Options::default()
+            .with_device(Device::Cpu)
+            .with_max_batch_tokens(100),
+    )
+    .unwrap();
+    assert_same_rows(
+        "nomic small batches",
+        &small.embed(&texts).unwrap(),
+        &alone,
+        0.99999,
+    );
+
+    // A batch of equal lengths: no padding at all.
+    let equal = common::equal_length_texts(&embedder);
+    assert_same_rows(
+        "nomic equal lengths",
+        &embedder.embed(&equal).unwrap(),
+        &one_at_a_time(&embedder, &equal),
+        0.99999,
+    );
+}
+
+#[test]
+fn v1_5_matryoshka_applies_the_layer_norm_before_truncating() {
+    let reference = reference();
+    let entry = format!(
+        r#"name = "tiny-nomic-v1.5"
+architecture = "nomic-bert"
+pooling = "mean"
+normalize = true
+dim = 36
+matryoshka_dims = [{}]
+matryoshka_layer_norm = true
+max_length = 48"#,
+        reference.matryoshka_dim
+    );
+    let (_tmp, options) = registered_fixture("nomic-bert", "acme/tiny-nomic", &entry);
+
+    let small = Embedder::load(
+        "tiny-nomic-v1.5",
+        options.clone().with_dim(reference.matryoshka_dim),
+    )
+    .unwrap();
+    let docs = small.embed(&reference.texts).unwrap();
+    assert_rows_close(
+        "nomic matryoshka documents",
+        &docs,
+        &reference.documents.matryoshka,
+        0.99999,
+        1e-4,
+    );
+    let queries = small.embed_queries(&reference.texts).unwrap();
+    assert_rows_close(
+        "nomic matryoshka queries",
+        &queries,
+        &reference.queries.matryoshka,
+        0.99999,
+        1e-4,
+    );
+
+    // At the full dimension the model's own pipeline applies: no layer norm.
+    let full = Embedder::load("tiny-nomic-v1.5", options).unwrap();
+    assert_rows_close(
+        "nomic full dimension",
+        &full.embed(&reference.texts).unwrap(),
+        &reference.documents.embeddings,
+        0.99999,
+        1e-4,
+    );
+}

@@ -1,0 +1,229 @@
+//! Qwen3 (Qwen3-Embedding) against sentence-transformers on a tiny random-weight model with
+//! grouped-query attention and a head size that is not hidden / heads.
+
+mod common;
+
+use common::{
+    assert_rows_close, assert_same_rows, fixture, ids, one_at_a_time, reference,
+    registered_fixture, CapturedLog,
+};
+use rembed::{Device, Embedder, Error, Options, Role};
+use serde::Deserialize;
+
+/// The parts of `qwen3/reference.json` beyond the common documents / queries.
+#[derive(Deserialize)]
+struct Extra {
+    custom_task: CustomTask,
+    matryoshka: Matryoshka,
+}
+
+#[derive(Deserialize)]
+struct CustomTask {
+    task: String,
+    ids: Vec<Vec<u32>>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+#[derive(Deserialize)]
+struct Matryoshka {
+    dim: usize,
+    documents: Vec<Vec<f32>>,
+}
+
+fn extra() -> Extra {
+    let text = std::fs::read_to_string(fixture("qwen3/reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn load(name: &str) -> Embedder {
+    Embedder::load(
+        fixture(name).to_str().unwrap(),
+        Options::default().with_device(Device::Cpu),
+    )
+    .unwrap()
+}
+
+#[test]
+fn documents_and_queries_match_sentence_transformers() {
+    let reference = reference(fixture("qwen3/reference.json"));
+    let embedder = load("qwen3");
+    let spec = embedder.spec();
+    assert!(spec.query_prompt.starts_with("Instruct: ") && spec.query_prompt.ends_with("\nQuery:"));
+    assert_eq!(spec.document_prompt, "");
+
+    assert_eq!(
+        embedder
+            .token_ids(&reference.texts, Role::Document)
+            .unwrap(),
+        reference.documents.ids
+    );
+    assert_eq!(
+        embedder.token_ids(&reference.texts, Role::Query).unwrap(),
+        reference.queries.ids
+    );
+    let docs = embedder.embed(&reference.texts).unwrap();
+    assert_rows_close(
+        "qwen3 documents",
+        &docs,
+        &reference.documents.embeddings,
+        0.99999,
+        1e-4,
+    );
+    let queries = embedder.embed_queries(&reference.texts).unwrap();
+    assert_rows_close(
+        "qwen3 queries",
+        &queries,
+        &reference.queries.embeddings,
+        0.99999,
+        1e-4,
+    );
+}
+
+#[test]
+fn a_task_of_your_own_goes_into_the_instruction() {
+    let reference = reference(fixture("qwen3/reference.json"));
+    let custom = extra().custom_task;
+    let embedder = load("qwen3");
+    let prompt = format!("Instruct: {}\nQuery:", custom.task);
+    assert_eq!(ids(&embedder, &reference.texts, &prompt), custom.ids);
+    let queries = embedder
+        .embed_queries_with(&reference.texts, &custom.task)
+        .unwrap();
+    assert_rows_close(
+        "qwen3 custom task",
+        &queries,
+        &custom.embeddings,
+        0.99999,
+        1e-4,
+    );
+
+    // A model without an instruction template says so instead of guessing a format.
+    let err = load("bert-mean")
+        .embed_queries_with(&["x"], "anything")
+        .unwrap_err();
+    assert!(matches!(err, Error::UnsupportedTask { .. }), "{err}");
+}
+
+#[test]
+fn a_tokenizer_without_the_end_token_template_gets_it_appended_with_a_warning() {
+    let reference = reference(fixture("qwen3/reference.json"));
+    let log = CapturedLog::default();
+    let embedder = log.capture(|| load("qwen3-no-template"));
+    let warning = log.text();
+    assert!(
+        warning.contains("WARN") && warning.contains("<|endoftext|>"),
+        "{warning}"
+    );
+
+    // The same ids as the tokenizer that appends it, the long text still cut at the max length.
+    assert_eq!(
+        embedder
+            .token_ids(&reference.texts, Role::Document)
+            .unwrap(),
+        reference.documents.ids
+    );
+    assert_eq!(
+        embedder.token_ids(&reference.texts, Role::Query).unwrap(),
+        reference.queries.ids
+    );
+    let docs = embedder.embed(&reference.texts).unwrap();
+    assert_rows_close(
+        "no template",
+        &docs,
+        &reference.documents.embeddings,
+        0.99999,
+        1e-4,
+    );
+    let queries = embedder.embed_queries(&reference.texts).unwrap();
+    assert_rows_close(
+        "no template",
+        &queries,
+        &reference.queries.embeddings,
+        0.99999,
+        1e-4,
+    );
+
+    // The complete tokenizer gives no warning.
+    let log = CapturedLog::default();
+    log.capture(|| load("qwen3"));
+    assert!(!log.text().contains("WARN"), "{}", log.text());
+}
+
+#[test]
+fn every_text_in_a_batch_equals_the_text_alone() {
+    let reference = reference(fixture("qwen3/reference.json"));
+    let embedder = load("qwen3");
+    let texts = reference.texts;
+    let alone = one_at_a_time(&embedder, &texts);
+    // A batch of one has no padding at all: the causal mask alone must give the reference.
+    assert_rows_close(
+        "qwen3 alone",
+        &alone,
+        &reference.documents.embeddings,
+        0.99999,
+        1e-4,
+    );
+    assert_same_rows(
+        "qwen3 mixed batch",
+        &embedder.embed(&texts).unwrap(),
+        &alone,
+        0.99999,
+    );
+
+    // Texts of one length fill a batch without padding; the causal part of the mask must stay.
+    let equal = common::equal_length_texts(&embedder);
+    assert_same_rows(
+        "qwen3 equal lengths",
+        &embedder.embed(&equal).unwrap(),
+        &one_at_a_time(&embedder, &equal),
+        0.99999,
+    );
+
+    // Tiny token budgets: many batches, rows back in input order.
+    let small = Embedder::load(
+        fixture("qwen3").to_str().unwrap(),
+        Options::default()
+            .with_device(Device::Cpu)
+            .with_max_batch_tokens(50),
+    )
+    .unwrap();
+    assert_same_rows(
+        "qwen3 small batches",
+        &small.embed(&texts).unwrap(),
+        &alone,
+        0.99999,
+    );
+}
+
+#[test]
+fn matryoshka_truncates_then_normalizes() {
+    let reference = reference(fixture("qwen3/reference.json"));
+    let matryoshka = extra().matryoshka;
+    let (_tmp, options) = registered_fixture(
+        "qwen3",
+        "acme/tiny-qwen3",
+        r#"name = "tiny-qwen3"
+architecture = "qwen3"
+pooling = "last-token"
+normalize = true
+dim = 40
+matryoshka_min = 16
+max_length = 40"#,
+    );
+    let embedder = Embedder::load("tiny-qwen3", options.clone().with_dim(matryoshka.dim)).unwrap();
+    assert_eq!(embedder.dim(), matryoshka.dim);
+    let docs = embedder.embed(&reference.texts).unwrap();
+    assert_rows_close(
+        "qwen3 matryoshka",
+        &docs,
+        &matryoshka.documents,
+        0.99999,
+        1e-4,
+    );
+
+    let err = Embedder::load("tiny-qwen3", options.with_dim(8)).unwrap_err();
+    assert!(
+        matches!(err, Error::UnsupportedDimension { requested: 8, .. }),
+        "{err}"
+    );
+}
