@@ -177,3 +177,24 @@ max_length = 48"#,
         1e-4,
     );
 }
+
+/// The dtype CUDA runs by default: rotary and pooling in f32 keep it close to the reference.
+#[test]
+fn bf16_stays_close_to_the_reference() {
+    let reference = reference();
+    let embedder = Embedder::load(
+        fixture("nomic-bert").to_str().unwrap(),
+        Options::default()
+            .with_device(Device::Cpu)
+            .with_precision(rembed::Precision::BF16),
+    )
+    .unwrap();
+    let docs = embedder.embed(&reference.texts).unwrap();
+    assert_rows_close(
+        "nomic bf16",
+        &docs,
+        &reference.documents.embeddings,
+        0.99,
+        0.1,
+    );
+}

@@ -226,4 +226,51 @@ max_length = 40"#,
         matches!(err, Error::UnsupportedDimension { requested: 8, .. }),
         "{err}"
     );
+
+    // A Qwen3 directory the registry does not know gets Qwen3-Embedding's range, 32..=dim.
+    let dir = Embedder::load(
+        fixture("qwen3").to_str().unwrap(),
+        Options::default()
+            .with_device(Device::Cpu)
+            .with_dim(matryoshka.dim),
+    )
+    .unwrap();
+    assert_eq!(matryoshka.dim, 32);
+    assert_rows_close(
+        "qwen3 directory matryoshka",
+        &dir.embed(&reference.texts).unwrap(),
+        &matryoshka.documents,
+        0.99999,
+        1e-4,
+    );
+    let err = Embedder::load(
+        fixture("qwen3").to_str().unwrap(),
+        Options::default().with_device(Device::Cpu).with_dim(31),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::UnsupportedDimension { requested: 31, .. }),
+        "{err}"
+    );
+}
+
+/// The dtype CUDA runs by default: rotary and pooling in f32 keep it close to the reference.
+#[test]
+fn bf16_stays_close_to_the_reference() {
+    let reference = reference(fixture("qwen3/reference.json"));
+    let embedder = Embedder::load(
+        fixture("qwen3").to_str().unwrap(),
+        Options::default()
+            .with_device(Device::Cpu)
+            .with_precision(rembed::Precision::BF16),
+    )
+    .unwrap();
+    let docs = embedder.embed(&reference.texts).unwrap();
+    assert_rows_close(
+        "qwen3 bf16",
+        &docs,
+        &reference.documents.embeddings,
+        0.99,
+        0.1,
+    );
 }

@@ -192,3 +192,30 @@ fn heads_that_were_not_converted_are_named() {
         "{err}"
     );
 }
+
+/// The dtype CUDA runs by default; the sparse and ColBERT heads run in f32 on its hidden states.
+#[test]
+fn bf16_stays_close_to_the_reference() {
+    let reference = reference();
+    let embedder = Embedder::load(
+        fixture("xlm-roberta-m3").to_str().unwrap(),
+        Options::default()
+            .with_device(Device::Cpu)
+            .with_precision(rembed::Precision::BF16),
+    )
+    .unwrap();
+    let all = embedder.embed_all(&reference.texts).unwrap();
+    assert_rows_close(
+        "xlm-r bf16",
+        &all.dense,
+        &reference.documents.embeddings,
+        0.99,
+        0.1,
+    );
+    for (got, want) in all.colbert.iter().zip(&reference.colbert) {
+        assert_eq!(got.nrows(), want.len());
+        for (row, want) in got.rows().into_iter().zip(want) {
+            assert!(cosine(row, ArrayView1::from(want)) >= 0.99);
+        }
+    }
+}

@@ -152,11 +152,12 @@ fn merge(
         normalize: default_normalize,
         dim: hidden,
         matryoshka_dims: Vec::new(),
-        matryoshka_min: None,
+        // Qwen3-Embedding's conventions (every size truncates to 32..=dim, task instructions,
+        // a final <|endoftext|>), for Qwen3 directories the registry does not know.
+        matryoshka_min: (architecture == Architecture::Qwen3).then_some(32),
         max_length: field("max_position_embeddings").unwrap_or(512),
         query_prompt: String::new(),
         document_prompt: String::new(),
-        // Qwen3-Embedding's conventions, for Qwen3 directories the registry does not know.
         query_template: (architecture == Architecture::Qwen3)
             .then(|| "Instruct: {task}\nQuery:".to_string()),
         end_token: (architecture == Architecture::Qwen3).then(|| "<|endoftext|>".to_string()),
