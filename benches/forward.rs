@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rembed::{Device, Embedder, Options};
 
 /// Fixture directories under `tests/fixtures`, one per architecture.
-const MODELS: &[&str] = &["bert-mean"];
+const MODELS: &[&str] = &["bert-mean", "qwen3", "nomic-bert", "xlm-roberta-m3"];
 
 fn sample() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.txt");
