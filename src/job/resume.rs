@@ -1,0 +1,195 @@
+//! Picking up an existing output directory: what is already done is known by id, read back
+//! from the finished part files, never by a count of lines to skip (lines shift when the input
+//! changes; ids do not).
+//!
+//! Before anything is written, the directory is checked: a run with another model, dimension
+//! or prompt, or another shard layout, is refused, since adding to it would mix vector spaces or
+//! overlap shards. Temporary files of this shard that a crash left behind are deleted.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::config::JobConfig;
+use super::error::JobError;
+use super::hash::id_hash;
+use super::manifest::{InputProvenance, Manifest, ModelProvenance};
+use super::output::{parse_part_name, read_ids, PartInfo};
+use super::shard::Shard;
+
+/// What an output directory already holds for this shard.
+pub(crate) struct Resumed {
+    /// Hashes of the ids in this shard's part files.
+    pub done: HashSet<u128>,
+    /// This shard's finished part files, in order.
+    pub parts: Vec<PartInfo>,
+    /// The sequence number of the next part file.
+    pub next_seq: u64,
+    /// This shard's manifest from the previous run.
+    pub previous: Option<Manifest>,
+    /// Rows whose id is already in an earlier part (never written by this job).
+    pub duplicate_rows: u64,
+}
+
+/// Takes the lock that keeps two processes from writing the same shard. Held while the
+/// returned file is open; the lock file itself stays (deleting it would break the lock).
+pub(crate) fn lock(output: &Path, shard: Shard) -> Result<File, JobError> {
+    let path = output.join(format!(".lock{}", shard.tag()));
+    let file = File::create(&path).map_err(JobError::io(&path))?;
+    // std's advisory lock (flock on Unix) is released by the kernel when the process dies, even
+    // by SIGKILL, so a crashed run never leaves a stale lock. Stable since Rust 1.89; the `job`
+    // feature needs Rust 1.88 for parquet anyway, so this moves its floor by one release only.
+    #[allow(clippy::incompatible_msrv)]
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JobError::AlreadyRunning { lock: path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(JobError::io(path)(e)),
+    }
+}
+
+/// Files of a shared output directory, by shard.
+pub(crate) struct Listing {
+    /// Manifests found, with their shard.
+    pub manifests: Vec<(Shard, PathBuf)>,
+    /// Part files found, with their shard and sequence number.
+    pub parts: Vec<(Shard, u64, PathBuf)>,
+    /// Temporary files left by interrupted writes.
+    pub temporary: Vec<PathBuf>,
+}
+
+/// Lists the job's files in `output`.
+pub(crate) fn list(output: &Path) -> Result<Listing, JobError> {
+    let mut listing = Listing {
+        manifests: Vec::new(),
+        parts: Vec::new(),
+        temporary: Vec::new(),
+    };
+    for entry in std::fs::read_dir(output).map_err(JobError::io(output))? {
+        let path = entry.map_err(JobError::io(output))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some((shard, seq)) = parse_part_name(name) {
+            listing.parts.push((shard, seq, path));
+        } else if let Some(shard) = name
+            .strip_prefix("_manifest")
+            .and_then(|rest| rest.strip_suffix(".json"))
+            .and_then(Shard::from_tag)
+        {
+            listing.manifests.push((shard, path));
+        } else if name.starts_with('.') && name.ends_with(".tmp") {
+            listing.temporary.push(path);
+        }
+    }
+    listing
+        .parts
+        .sort_by_key(|(shard, seq, _)| (shard.index(), *seq));
+    listing.manifests.sort_by_key(|(shard, _)| shard.index());
+    Ok(listing)
+}
+
+/// Checks `output` against this run and reads back what this shard already did.
+pub(crate) fn prepare(
+    output: &Path,
+    shard: Shard,
+    model: &ModelProvenance,
+) -> Result<Resumed, JobError> {
+    let listing = list(output)?;
+    let layouts = listing
+        .manifests
+        .iter()
+        .map(|(s, _)| *s)
+        .chain(listing.parts.iter().map(|(s, _, _)| *s));
+    for other in layouts {
+        if other.count() != shard.count() {
+            return Err(JobError::ShardLayout {
+                output: output.to_path_buf(),
+                existing: other.to_string(),
+                requested: shard.to_string(),
+            });
+        }
+    }
+    let mut previous = None;
+    for (other, path) in &listing.manifests {
+        let manifest = Manifest::read(path)?;
+        if let Some((field, existing, requested)) = manifest.model.mismatch(model) {
+            return Err(JobError::ModelMismatch {
+                output: output.to_path_buf(),
+                field,
+                existing,
+                requested,
+            });
+        }
+        if *other == shard {
+            previous = Some(manifest);
+        }
+    }
+
+    // Only this shard's leftovers: other shards may be writing theirs right now.
+    let own_tmp = [
+        format!(".part{}-", shard.tag()),
+        format!("._manifest{}.json", shard.tag()),
+    ];
+    for path in &listing.temporary {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if own_tmp
+            .iter()
+            .any(|prefix| name.starts_with(prefix.as_str()))
+        {
+            tracing::info!(file = %path.display(), "deleting an interrupted write");
+            std::fs::remove_file(path).map_err(JobError::io(path))?;
+        }
+    }
+
+    let own_parts: Vec<_> = listing
+        .parts
+        .iter()
+        .filter(|(s, _, _)| *s == shard)
+        .collect();
+    if previous.is_none() && !own_parts.is_empty() {
+        return Err(JobError::MissingManifest {
+            output: output.to_path_buf(),
+            manifest: Manifest::file_name(shard),
+        });
+    }
+    let mut resumed = Resumed {
+        done: HashSet::new(),
+        parts: Vec::with_capacity(own_parts.len()),
+        next_seq: own_parts.last().map_or(0, |(_, seq, _)| seq + 1),
+        previous,
+        duplicate_rows: 0,
+    };
+    for (_, _, path) in own_parts {
+        let (ids, info) = read_ids(path)?;
+        for id in &ids {
+            if !resumed.done.insert(id_hash(id)) {
+                resumed.duplicate_rows += 1;
+            }
+        }
+        resumed.parts.push(info);
+    }
+    Ok(resumed)
+}
+
+/// Refuses a run whose id or text field differs from the one that wrote the output: the same
+/// ids would then stand for other texts.
+pub(crate) fn check_fields(
+    output: &Path,
+    previous: &InputProvenance,
+    config: &JobConfig,
+) -> Result<(), JobError> {
+    for (field, existing, requested) in [
+        ("id field", &previous.id_field, &config.id_field),
+        ("text field", &previous.text_field, &config.text_field),
+    ] {
+        if existing != requested {
+            return Err(JobError::ModelMismatch {
+                output: output.to_path_buf(),
+                field,
+                existing: existing.clone(),
+                requested: requested.clone(),
+            });
+        }
+    }
+    Ok(())
+}

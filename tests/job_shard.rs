@@ -1,0 +1,105 @@
+//! Shards run separately into one directory add up to the unsharded run, and `verify` tells a
+//! complete, duplicate-free union from a broken one.
+#![cfg(feature = "job")]
+
+mod job_support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use job_support::{assert_expected_ids, assert_same_output, load, read_output, write_corpus, Row};
+use rembed::job::{self, JobConfig, Manifest, Shard};
+
+const SHARDS: u32 = 3;
+
+fn config(input: &Path, output: &Path) -> JobConfig {
+    JobConfig::new(input, output)
+        .with_checkpoint_every(250)
+        .with_progress(false)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn shards_add_up_to_the_unsharded_run_and_verify_catches_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("corpus.jsonl");
+    let expected = write_corpus(&input, 3000, 11);
+    let embedder = load("bert-mean");
+
+    let whole = dir.path().join("whole");
+    job::run(&embedder, &config(&input, &whole)).unwrap();
+    let whole_rows = read_output(&whole);
+    assert_expected_ids(&whole_rows, &expected);
+
+    // Each shard as its own "machine", in any order, into one shared directory; as a Slurm
+    // array task (`--array=1-3`) would resolve them.
+    let sharded = dir.path().join("sharded");
+    let mut per_shard = vec![job::Counts::default(); SHARDS as usize];
+    for task in [3, 1, 2] {
+        let env = |name: &str| match name {
+            "SLURM_ARRAY_TASK_ID" => Some(task.to_string()),
+            "SLURM_ARRAY_TASK_MIN" => Some("1".to_string()),
+            "SLURM_ARRAY_TASK_COUNT" => Some(SHARDS.to_string()),
+            _ => None,
+        };
+        let shard = Shard::resolve(Some("auto"), env).unwrap();
+        assert_eq!((shard.index(), shard.count()), (task - 1, SHARDS));
+        let report = job::run(&embedder, &config(&input, &sharded).with_shard(shard)).unwrap();
+        assert!(report.balanced(), "{report}");
+        per_shard[shard.index() as usize] = report.counts;
+    }
+    // Every shard read the whole input, took its own ids and left the rest to the others.
+    for counts in &per_shard {
+        assert_eq!(counts.read, per_shard[0].read);
+        assert!(counts.other_shards > counts.read / 2, "{counts:?}");
+    }
+    let embedded: u64 = per_shard.iter().map(|c| c.embedded).sum();
+    assert_eq!(embedded, expected.ids.len() as u64);
+
+    let check = job::verify(&sharded, None).unwrap();
+    assert!(check.ok(), "{check}");
+    assert_eq!((check.rows, check.expected), (embedded, embedded));
+    let union: BTreeMap<String, Row> = read_output(&sharded);
+    assert_same_output(&union, &whole_rows);
+
+    // A part file of shard 0 copied under shard 1's name: duplicates in the wrong shard.
+    let damaged = dir.path().join("duplicated");
+    copy_dir(&sharded, &damaged);
+    std::fs::copy(
+        damaged.join("part-s0000of0003-000000.parquet"),
+        damaged.join("part-s0001of0003-000099.parquet"),
+    )
+    .unwrap();
+    let check = job::verify(&damaged, None).unwrap();
+    assert!(!check.ok());
+    assert!(
+        check.duplicate_ids > 0 && check.wrong_shard == check.duplicate_ids,
+        "{check}"
+    );
+
+    // A shard that never ran (its manifest and parts gone): missing ids and a missing shard.
+    let partial = dir.path().join("partial");
+    copy_dir(&sharded, &partial);
+    for entry in std::fs::read_dir(&partial).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("s0002of0003") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let check = job::verify(&partial, None).unwrap();
+    assert!(!check.ok());
+    assert_eq!(check.missing_shards, vec![2]);
+    assert_eq!(check.missing, per_shard[2].embedded, "{check}");
+
+    // Each shard's manifest names its shard and the same model.
+    let manifest = Manifest::read(&sharded.join(Manifest::file_name(Shard::new(1, 3).unwrap())));
+    let manifest = manifest.unwrap();
+    assert_eq!((manifest.shard_index, manifest.shard_count), (1, SHARDS));
+}
