@@ -29,12 +29,14 @@
 
 mod batch;
 mod bge_m3;
+pub mod chunk;
 mod device;
 mod embedder;
 mod error;
 mod halving;
 mod layers;
 mod loader;
+mod long_text;
 mod models;
 mod options;
 mod pooling;
@@ -45,6 +47,7 @@ pub use bge_m3::{BgeM3Output, SparseEmbedding};
 pub use embedder::{Embedder, PartialEmbeddings, Role};
 pub use error::{is_oom, Error, Result};
 pub use halving::Failure;
+pub use long_text::LongEmbedding;
 pub use models::Architecture;
 pub use options::{Device, Options, Precision};
 pub use pooling::Pooling;
