@@ -125,16 +125,19 @@ impl<C: CountTokens> Run<'_, C> {
     /// The end and token count of the chunk that starts at `start`.
     fn furthest_end(&self, start: usize) -> Result<(usize, usize)> {
         let len = self.text.len();
-        if let Some(tokens) = self.within(start, len, self.max_tokens)? {
-            return Ok((len, tokens));
-        }
         let ends = &self.breaks[self.breaks.partition_point(|b| b.pos <= start)..];
-        let Some((far, tokens)) = last_fitting(ends.len(), |k| {
-            self.within(start, ends[k].pos, self.max_tokens)
+        // Candidate ends: every break after `start`, then the end of the text. Galloping from the
+        // start counts at most about twice a chunk, never the whole rest of a long document.
+        let end_at = |k: usize| ends.get(k).map_or(len, |b| b.pos);
+        let Some((far, tokens)) = last_fitting(ends.len() + 1, |k| {
+            self.within(start, end_at(k), self.max_tokens)
         })?
         else {
-            return self.furthest_char_end(start, ends.first().map_or(len, |b| b.pos));
+            return self.furthest_char_end(start, end_at(0));
         };
+        if far == ends.len() {
+            return Ok((len, tokens));
+        }
         // The best break in the second half of what fits: highest level, then furthest.
         let half = start + (ends[far].pos - start) / 2;
         let best = (0..=far)
@@ -150,21 +153,31 @@ impl<C: CountTokens> Run<'_, C> {
         Ok((ends[far].pos, tokens))
     }
 
-    /// The furthest character boundary before `limit` where a chunk from `start` still fits, for
+    /// The furthest character boundary up to `limit` where a chunk from `start` still fits, for
     /// a word longer than the budget; one character if not even that fits.
+    ///
+    /// Boundaries are listed only as far as the search reaches, so a megabyte-long word costs
+    /// each chunk its own length, not the rest of the word's.
     fn furthest_char_end(&self, start: usize, limit: usize) -> Result<(usize, usize)> {
-        let bounds: Vec<usize> = self.text[start..limit]
+        let mut ends = self.text[start..limit]
             .char_indices()
             .skip(1)
             .map(|(i, _)| start + i)
-            .chain(std::iter::once(limit))
-            .collect();
-        match last_fitting(bounds.len(), |k| {
+            .chain(std::iter::once(limit));
+        let mut bounds: Vec<usize> = Vec::new();
+        let found = last_fitting(limit - start, |k| {
+            while bounds.len() <= k {
+                match ends.next() {
+                    Some(end) => bounds.push(end),
+                    None => return Ok(None), // past `limit`: nothing there fits
+                }
+            }
             self.within(start, bounds[k], self.max_tokens)
-        })? {
+        })?;
+        match found {
             Some((k, tokens)) => Ok((bounds[k], tokens)),
             None => {
-                let end = bounds[0];
+                let end = bounds.first().copied().unwrap_or(limit);
                 Ok((end, self.counter.count_tokens(&self.text[start..end])?))
             }
         }
