@@ -129,6 +129,21 @@ fn jsonl_messages_parse_with_defaults_and_derived_ids() {
 }
 
 #[test]
+fn a_jsonl_file_is_read_by_its_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("messages.jsonl");
+    let lines = [
+        r#"{"id":"b","thread_id":"t","sender_id":"u2","sender_name":"Bob","timestamp_ms":2000,"text":"hey"}"#,
+        r#"{"id":"a","thread_id":"t","sender_id":"u1","sender_name":"Ann","timestamp_ms":1000,"text":"hi"}"#,
+    ];
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let messages = read_messages(&path).unwrap();
+    assert_eq!(messages.len(), 2);
+    let chunks = ChatChunker::default().chunk(&messages).unwrap().chunks;
+    assert_eq!(chunks[0].text, "[Ann]: hi\n[Bob]: hey");
+}
+
+#[test]
 fn malformed_jsonl_names_file_and_line() {
     let input = "{\"thread_id\":\"t\",\"timestamp_ms\":1}\n{\"thread_id\":\"t\"}\n";
     let err = parse_jsonl(Cursor::new(input), Path::new("bad.jsonl")).unwrap_err();
