@@ -29,24 +29,45 @@ pub(crate) fn tokenize<S: AsRef<str> + Sync>(
         .par_iter()
         .enumerate()
         .map(|(index, text)| {
-            let text = text.as_ref();
-            let encoding = if prompt.is_empty() {
-                tokenizer.encode(text, true)
+            let text: std::borrow::Cow<str> = if prompt.is_empty() {
+                text.as_ref().into()
             } else {
-                tokenizer.encode(format!("{prompt}{text}"), true)
-            }
-            .map_err(|e| Error::Tokenizer {
-                model: model.to_string(),
-                reason: format!("input {index}: {e}"),
-            })?;
+                format!("{prompt}{}", text.as_ref()).into()
+            };
+            let encoding = tokenizer
+                .encode(text.as_ref(), true)
+                .map_err(|e| Error::Tokenizer {
+                    model: model.to_string(),
+                    reason: format!("input {index}: {e}"),
+                })?;
             let mut ids = encoding.get_ids().to_vec();
             ids.extend(append_id);
             Ok(Tokens {
-                truncated: !encoding.get_overflowing().is_empty(),
+                truncated: was_truncated(&encoding, &text),
                 ids,
             })
         })
         .collect()
+}
+
+/// Whether truncation cut `text`. The overflow alone does not tell: tokenizers stops early at
+/// the truncation length and may report no overflow, notably when the template adds no special
+/// tokens. So the text must also be covered up to its last non-blank character by the offsets
+/// of the encoding's non-special tokens.
+fn was_truncated(encoding: &tokenizers::Encoding, text: &str) -> bool {
+    if !encoding.get_overflowing().is_empty() {
+        return true;
+    }
+    let covered = encoding
+        .get_offsets()
+        .iter()
+        .zip(encoding.get_special_tokens_mask())
+        .filter(|(_, &special)| special == 0)
+        .map(|(&(_, end), _)| end)
+        .max()
+        .unwrap_or(0);
+    text.get(covered..)
+        .is_some_and(|rest| !rest.trim().is_empty())
 }
 
 /// The id of `token` when the tokenizer's template does not already end every input with it

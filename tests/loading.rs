@@ -178,3 +178,21 @@ fn max_length_beyond_the_position_table_is_refused() {
         .unwrap();
     assert_eq!((out.truncated, out.tokens), (1, 5));
 }
+
+#[test]
+fn truncation_is_counted_whatever_the_tokenizer_template() {
+    let long = "word ".repeat(200);
+    let texts = [long.as_str(), "short", "   "];
+    // With special tokens (BERT), and without any (a Qwen3 tokenizer lacking its template).
+    for (name, max_length) in [("bert-mean", 8), ("qwen3-no-template", 8)] {
+        let embedder = Embedder::load(
+            fixture(name).to_str().unwrap(),
+            cpu().with_max_length(max_length),
+        )
+        .unwrap();
+        let out = embedder
+            .embed_partial(&texts, rembed::Role::Document)
+            .unwrap();
+        assert_eq!(out.truncated, 1, "{name}");
+    }
+}
