@@ -75,6 +75,7 @@ pub(crate) struct PartWriter {
     tmp_path: PathBuf,
     writer: ArrowWriter<File>,
     schema: SchemaRef,
+    dim: i32,
     info: PartInfo,
 }
 
@@ -90,10 +91,19 @@ impl PartWriter {
         let name = part_name(shard, seq);
         let final_path = dir.join(&name);
         let tmp_path = dir.join(format!(".{name}.tmp"));
+        let dim = match schema.fields().last().map(|f| f.data_type()) {
+            Some(DataType::FixedSizeList(_, dim)) => *dim,
+            _ => {
+                return Err(JobError::Malformed {
+                    path: tmp_path,
+                    reason: "schema does not end with the embedding list".into(),
+                })
+            }
+        };
         let file = File::create(&tmp_path).map_err(JobError::io(&tmp_path))?;
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(rows.max(1)))
+            .set_max_row_group_row_count(Some(row_group_rows(dim, rows)))
             .set_created_by(format!("rembed {}", env!("CARGO_PKG_VERSION")));
         // Dictionaries and min/max statistics of float vectors only cost time and space.
         let descriptor = ArrowSchemaConverter::new()
@@ -113,6 +123,7 @@ impl PartWriter {
             tmp_path,
             writer,
             schema,
+            dim,
             info: PartInfo {
                 file: name,
                 ..PartInfo::default()
@@ -135,14 +146,7 @@ impl PartWriter {
         truncated: u64,
     ) -> Result<(), JobError> {
         let rows = ids.len();
-        let dim = match self
-            .schema
-            .field(self.schema.fields().len() - 1)
-            .data_type()
-        {
-            DataType::FixedSizeList(_, dim) => *dim,
-            _ => unreachable!("output_schema ends with the embedding list"),
-        };
+        let dim = self.dim;
         let values = Arc::new(Float32Array::from(vectors));
         let embedding =
             FixedSizeListArray::try_new(item_field(), dim, values, None).map_err(|source| {
@@ -193,6 +197,15 @@ impl PartWriter {
         }
         Ok(self.info)
     }
+}
+
+/// Rows per row group: the writer holds one row group in memory until it is full, so the vectors
+/// of a group are kept near 64 MiB (4096 rows at 4096 dimensions), never more than a part holds.
+fn row_group_rows(dim: i32, part_rows: usize) -> usize {
+    let bytes_per_row = dim.max(1) as usize * 4;
+    ((64 << 20) / bytes_per_row)
+        .clamp(1024, 1 << 20)
+        .min(part_rows.max(1))
 }
 
 /// Makes renames and creations inside `dir` durable.

@@ -64,7 +64,7 @@ impl Progress {
         } else {
             ProgressBar::hidden()
         };
-        bar.set_style(style("{spinner} {elapsed_precise} {pos} lines · {msg}"));
+        bar.set_style(style("{spinner} {elapsed_precise} {pos} lines\n  {msg}"));
         let counters = Arc::new(Counters::default());
         let input = settings.input.to_path_buf();
         let (counter, line_bar) = (counters.clone(), bar.clone());
@@ -75,7 +75,7 @@ impl Progress {
                 counter.total_lines.store(lines.max(1), Relaxed);
                 line_bar.set_length(lines);
                 line_bar.set_style(style(
-                    "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} lines, ETA {eta} · {msg}",
+                    "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} lines, ETA {eta}\n  {msg}",
                 ));
             }
         });
@@ -177,9 +177,11 @@ impl View {
                 last_log = Instant::now();
                 let lines = self.counters.lines.load(Relaxed);
                 let total = self.counters.total_lines.load(Relaxed);
+                let embedded = self.counters.embedded.load(Relaxed);
                 let eta = self.remaining().map_or("?".into(), |s| format!("{s:.0}s"));
                 self.bar.suspend(|| {
-                    tracing::info!(target: "rembed::job", "{lines}/{total} lines, ETA {eta}, {line}")
+                    tracing::info!(target: "rembed::job",
+                        "{lines}/{total} lines, {embedded} embedded, ETA {eta}, {line}")
                 });
             }
         }

@@ -86,6 +86,7 @@ pub fn run(embedder: &Embedder, config: &JobConfig) -> Result<Report, JobError> 
     };
     let earlier_seconds = manifest.runs.iter().map(|r| r.seconds).sum();
     manifest.input_changed = input_changed.clone();
+    manifest.checkpoint_every = config.checkpoint_every;
     manifest.parts = resumed.parts.clone();
     manifest.ended_at = None;
     manifest.complete = false;

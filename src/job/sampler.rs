@@ -102,7 +102,11 @@ impl fmt::Display for Sample {
 }
 
 fn gib(bytes: u64) -> String {
-    format!("{:.1}GiB", bytes as f64 / (1u64 << 30) as f64)
+    if bytes < 1 << 30 {
+        format!("{}MiB", bytes >> 20)
+    } else {
+        format!("{:.1}GiB", bytes as f64 / (1u64 << 30) as f64)
+    }
 }
 
 #[cfg(test)]
@@ -117,7 +121,7 @@ mod tests {
         assert!(sample.gpu.is_none());
         let with_gpu = Sample {
             cpu_percent: 150.0,
-            rss: 3 << 29,
+            rss: 300 << 20,
             gpu: Some(GpuSample {
                 utilization_percent: 87,
                 memory_used: 20 << 30,
@@ -127,7 +131,7 @@ mod tests {
         };
         assert_eq!(
             with_gpu.to_string(),
-            "CPU 150% RAM 1.5GiB GPU 87% 20.0GiB/80.0GiB 64°C"
+            "CPU 150% RAM 300MiB GPU 87% 20.0GiB/80.0GiB 64°C"
         );
     }
 }
