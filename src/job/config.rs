@@ -19,7 +19,6 @@ pub struct JobConfig {
     pub(crate) price_per_hour: Option<f64>,
     pub(crate) progress: bool,
     pub(crate) batch_records: usize,
-    pub(crate) schema_sample: usize,
 }
 
 impl JobConfig {
@@ -35,7 +34,6 @@ impl JobConfig {
             price_per_hour: None,
             progress: true,
             batch_records: 4096,
-            schema_sample: 1000,
         }
     }
 
@@ -80,9 +78,8 @@ impl JobConfig {
     }
 
     /// Records handed to the model per call (never more than a part file holds). Default 4096:
-    /// the model sorts each call's texts by length, so larger calls pad less (1024 cost the tiny
-    /// test model about 7% more CPU than one call for everything); one call's vectors take
-    /// `4096 * dim * 4` bytes (16 MiB at 1024 dimensions).
+    /// the model sorts each call's texts by length, so larger calls pad less on corpora of mixed
+    /// lengths; one call's vectors take `4096 * dim * 4` bytes (16 MiB at 1024 dimensions).
     pub fn with_batch_records(mut self, records: usize) -> Self {
         self.batch_records = records;
         self

@@ -19,7 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use super::cost::CostEstimate;
 
-/// The reconciliation counts of one shard.
+/// The reconciliation counts of one shard. Each record read lands in exactly one bucket, and
+/// each unique id in exactly one outcome:
+///
+/// ```text
+/// read   = malformed + other_shards + duplicates + unique
+/// unique = empty + embedded + failed + in_flight        (in_flight is 0 once finished)
+/// output_rows = embedded + stale
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Counts {

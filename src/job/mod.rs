@@ -16,7 +16,7 @@
 //! 5. Every `checkpoint_every` records the part file is finished, fsynced and renamed into
 //!    place, then the manifest is replaced the same way. A `kill -9` at any moment loses at
 //!    most the records since the last checkpoint; running the same command again resumes.
-//! 6. At the end the manifest gets the [`Counts`], which must add up (see [`counts`]).
+//! 6. At the end the manifest gets the reconciliation [`Counts`], which must add up.
 //!
 //! Memory is bounded whatever the input size, except for one 16-byte hash per id of the shard
 //! (for duplicates and resume): about 50 MB per million ids.
@@ -45,10 +45,9 @@
 //! # }
 //! ```
 
-pub mod counts;
-
 mod config;
 mod cost;
+mod counts;
 mod error;
 mod hash;
 mod input;

@@ -47,12 +47,7 @@ pub fn run(embedder: &Embedder, config: &JobConfig) -> Result<Report, JobError> 
             (previous.input.columns.clone(), previous, changed)
         }
         None => {
-            let columns = schema::infer(
-                &config.input,
-                &config.id_field,
-                &config.text_field,
-                config.schema_sample,
-            )?;
+            let columns = schema::infer(&config.input, &config.id_field, &config.text_field)?;
             let manifest = Manifest {
                 format: MANIFEST_FORMAT,
                 rembed_version: env!("CARGO_PKG_VERSION").into(),

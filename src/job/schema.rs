@@ -53,18 +53,21 @@ pub struct MetaColumn {
     pub column_type: ColumnType,
 }
 
-/// Infers metadata columns from the first `sample` records of the input.
+/// Records read to infer the metadata columns: enough to meet the fields of a uniform corpus,
+/// few enough to cost nothing. Fields first seen later go to `metadata_extra`.
+const SAMPLE: usize = 1000;
+
+/// Infers metadata columns from the first records of the input.
 pub(crate) fn infer(
     path: &Path,
     id_field: &str,
     text_field: &str,
-    sample: usize,
 ) -> Result<Vec<MetaColumn>, JobError> {
     // Per field, in order of first appearance: which JSON kinds were seen.
     let mut seen: Vec<(String, Kinds)> = Vec::new();
     let mut reader = JsonlReader::open(path, id_field, text_field)?;
     let mut records = 0;
-    while records < sample {
+    while records < SAMPLE {
         let Some(line) = reader.next_line()? else {
             break;
         };
