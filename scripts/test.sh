@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/seed_hub_cache.py target/hub-cache >/dev/null
 export HF_HUB_CACHE="$PWD/target/hub-cache" HF_HUB_OFFLINE=1
-cargo test --release "$@"
+cargo test --release --features job "$@"

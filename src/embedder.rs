@@ -263,7 +263,9 @@ impl Embedder {
         &self.tokenizer
     }
 
-    pub(crate) fn prompt(&self, role: Role) -> &str {
+    /// The prompt `embed` (documents) or `embed_queries` (queries) prepends: the model's, or
+    /// empty when prompts are turned off.
+    pub fn prompt(&self, role: Role) -> &str {
         match (self.prompts, role) {
             (false, _) => "",
             (true, Role::Document) => &self.spec.document_prompt,

@@ -34,6 +34,8 @@ mod device;
 mod embedder;
 mod error;
 mod halving;
+#[cfg(feature = "job")]
+pub mod job;
 mod layers;
 mod loader;
 mod long_text;

@@ -20,7 +20,7 @@ use super::input::Fingerprint;
 use super::output::{sync_dir, PartInfo};
 use super::schema::MetaColumn;
 use super::shard::Shard;
-use crate::Embedder;
+use crate::{Embedder, Role};
 
 /// Version of the manifest layout; bumped on incompatible changes.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -57,9 +57,7 @@ pub struct ModelProvenance {
 impl ModelProvenance {
     /// The provenance of vectors made by `embedder` with [`crate::Role::Document`].
     ///
-    /// The prompt is the model's document prompt: an embedder loaded with
-    /// `Options::with_prompts(false)` cannot be told apart through the public API, so do not run
-    /// the job with one.
+    /// The prompt is the one the embedder prepends to documents (empty with prompts off).
     pub fn of(embedder: &Embedder) -> Self {
         let spec = embedder.spec();
         Self {
@@ -71,7 +69,7 @@ impl ModelProvenance {
             normalized: spec.normalize,
             dim: embedder.dim(),
             max_length: spec.max_length,
-            prompt: spec.document_prompt.clone(),
+            prompt: embedder.prompt(Role::Document).to_string(),
             dtype: embedder.dtype().as_str().to_string(),
             device: format!("{:?}", embedder.device().location()).to_lowercase(),
         }

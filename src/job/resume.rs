@@ -37,9 +37,7 @@ pub(crate) fn lock(output: &Path, shard: Shard) -> Result<File, JobError> {
     let path = output.join(format!(".lock{}", shard.tag()));
     let file = File::create(&path).map_err(JobError::io(&path))?;
     // std's advisory lock (flock on Unix) is released by the kernel when the process dies, even
-    // by SIGKILL, so a crashed run never leaves a stale lock. Stable since Rust 1.89; the `job`
-    // feature needs Rust 1.88 for parquet anyway, so this moves its floor by one release only.
-    #[allow(clippy::incompatible_msrv)]
+    // by SIGKILL, so a crashed run never leaves a stale lock.
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(JobError::AlreadyRunning { lock: path }),

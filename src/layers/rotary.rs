@@ -36,7 +36,7 @@ pub(crate) struct RotaryTables {
 impl Rotary {
     /// `dim` rotated components per head (even), rotary `base` (`rope_theta`).
     pub(crate) fn new(dim: usize, base: f64, ntk: Option<DynamicNtk>) -> candle_core::Result<Self> {
-        if dim == 0 || dim % 2 != 0 || (ntk.is_some() && dim <= 2) {
+        if dim == 0 || !dim.is_multiple_of(2) || (ntk.is_some() && dim <= 2) {
             candle_core::bail!("rotary dimension {dim} must be even and larger than 2");
         }
         Ok(Self { dim, base, ntk })
