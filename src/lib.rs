@@ -34,6 +34,7 @@ mod device;
 mod embedder;
 mod error;
 mod halving;
+mod hash;
 #[cfg(feature = "job")]
 pub mod job;
 mod layers;

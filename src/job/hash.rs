@@ -5,22 +5,17 @@
 //! give the same answer on every machine, in every run, forever, or resumed and sharded outputs
 //! would overlap. So the algorithm is fixed here and pinned by a known-answer test:
 //!
-//! - [`id_hash`] is 128-bit FNV-1a over the id's UTF-8 bytes (offset basis
-//!   `0x6c62272e07bb014262b821756295c58d`, prime `2^88 + 0x13b`). 128 bits keep accidental
-//!   collisions out of reach for any corpus (about 1e-20 for ten million ids), so sets can hold
-//!   the 16-byte hash instead of the id itself.
+//! - [`id_hash`] is 128-bit FNV-1a (the crate's one stable hash) over the id's UTF-8 bytes, so
+//!   sets can hold the 16-byte hash instead of the id itself.
 //! - [`shard_key`] folds it to 64 bits through MurmurHash3's `fmix64` finalizer, because FNV's
 //!   high bits barely move when only the last byte of an id changes (`doc-1`, `doc-2`, ...), which
 //!   would put whole runs of ids in one shard for a power-of-two shard count.
 
-const FNV128_OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-const FNV128_PRIME: u128 = (1 << 88) + 0x13b;
+pub(crate) use crate::hash::Fnv128;
 
 /// 128-bit FNV-1a of an id's UTF-8 bytes.
 pub fn id_hash(id: &str) -> u128 {
-    id.bytes().fold(FNV128_OFFSET, |hash, byte| {
-        (hash ^ u128::from(byte)).wrapping_mul(FNV128_PRIME)
-    })
+    crate::hash::fnv1a_128(id.as_bytes())
 }
 
 /// The 64-bit key that decides an id's shard: `fmix64(high ^ fmix64(low))` of [`id_hash`].
@@ -44,26 +39,6 @@ pub(crate) fn hex(hash: u128) -> String {
     format!("{hash:032x}")
 }
 
-/// A running 128-bit FNV-1a over byte chunks, for input fingerprints.
-#[derive(Clone, Copy)]
-pub(crate) struct Fnv128(u128);
-
-impl Fnv128 {
-    pub(crate) fn new() -> Self {
-        Self(FNV128_OFFSET)
-    }
-
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u128::from(byte)).wrapping_mul(FNV128_PRIME);
-        }
-    }
-
-    pub(crate) fn finish(self) -> u128 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,14 +53,6 @@ mod tests {
         assert_eq!(shard_key(id_hash("")), 0xaeca_5359_2cda_87ce);
         assert_eq!(shard_key(id_hash("doc-1")), 0xe1e7_c64e_40ff_9b03);
         assert_eq!(shard_key(id_hash("chunk-000042")), 0x43a5_29e9_2dbc_b891);
-    }
-
-    #[test]
-    fn running_hash_matches_one_shot() {
-        let mut running = Fnv128::new();
-        running.update("héllo ".as_bytes());
-        running.update("wörld".as_bytes());
-        assert_eq!(running.finish(), id_hash("héllo wörld"));
     }
 
     #[test]
