@@ -1,6 +1,7 @@
 //! Building blocks shared by the model files; a faster device-specific kernel, when there is one,
 //! is chosen here and nowhere else.
 
+pub(crate) mod activation;
 pub(crate) mod attention;
 pub(crate) mod norm;
 pub(crate) mod rotary;

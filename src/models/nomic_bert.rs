@@ -16,6 +16,7 @@ use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
 use super::{Encoder, ModelInput};
+use crate::layers::activation::swiglu;
 use crate::layers::attention::{attention_bias, merge_heads, scaled_dot_product};
 use crate::layers::norm::layer_norm;
 use crate::layers::rotary::{DynamicNtk, Rotary, RotaryTables};
@@ -202,8 +203,8 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.fc12.forward(x)?)?;
-        self.fc2.forward(&(self.fc11.forward(x)? * gate)?)
+        let gated = swiglu(&self.fc12.forward(x)?, &self.fc11.forward(x)?)?;
+        self.fc2.forward(&gated)
     }
 }
 

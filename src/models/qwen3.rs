@@ -11,6 +11,7 @@ use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::{Encoder, ModelInput};
+use crate::layers::activation::swiglu;
 use crate::layers::attention::{attention_bias, merge_heads, scaled_dot_product, split_heads};
 use crate::layers::norm::rms_norm;
 use crate::layers::rotary::{Rotary, RotaryTables};
@@ -165,8 +166,8 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
+        let gated = swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&gated)
     }
 }
 
