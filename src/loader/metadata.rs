@@ -76,6 +76,17 @@ pub(crate) fn locate(model: &str, options: &Options) -> Result<Located> {
             supported: "bert, xlm-roberta, nomic_bert, qwen3".into(),
         }
     })?;
+    // A directory can still be a registry model, with its registry-only metadata (Matryoshka
+    // dimensions, query template, ...): a hub snapshot folder, or a checkpoint whose config
+    // names where it came from.
+    let registered = registered.or_else(|| {
+        path.is_dir()
+            .then(|| directory_origin(path, &config))
+            .flatten()
+            .and_then(|origin| registry.find(&origin))
+            .filter(|spec| spec.architecture == architecture)
+            .cloned()
+    });
     let spec = merge(
         model,
         source.as_ref(),
@@ -93,6 +104,23 @@ pub(crate) fn locate(model: &str, options: &Options) -> Result<Located> {
         config,
         config_path,
     })
+}
+
+/// The repo a model directory came from: `models--owner--name/snapshots/<commit>` in a hub
+/// cache, else `_name_or_path` in its `config.json`.
+fn directory_origin(path: &Path, config: &serde_json::Value) -> Option<String> {
+    let absolute = path.canonicalize().ok()?;
+    let snapshot = absolute
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "snapshots"))
+        .and_then(Path::parent)
+        .and_then(|repo| {
+            repo.file_name()?
+                .to_str()?
+                .strip_prefix("models--")
+                .map(|r| r.replace("--", "/"))
+        });
+    snapshot.or_else(|| config.get("_name_or_path")?.as_str().map(str::to_string))
 }
 
 /// `owner/name`: one slash, no path-like parts.
@@ -207,6 +235,26 @@ fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directories_know_their_origin() {
+        let tmp = tempfile::tempdir().unwrap();
+        let snapshot = tmp
+            .path()
+            .join("models--nomic-ai--nomic-embed-text-v1.5/snapshots/abc");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        let none = serde_json::json!({});
+        assert_eq!(
+            directory_origin(&snapshot, &none).as_deref(),
+            Some("nomic-ai/nomic-embed-text-v1.5")
+        );
+        let named = serde_json::json!({"_name_or_path": "BAAI/bge-m3"});
+        assert_eq!(
+            directory_origin(tmp.path(), &named).as_deref(),
+            Some("BAAI/bge-m3")
+        );
+        assert_eq!(directory_origin(tmp.path(), &none), None);
+    }
 
     #[test]
     fn repo_ids() {
