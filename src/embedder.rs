@@ -73,7 +73,7 @@ impl Embedder {
     /// Loads a model by registry name or alias (`all-minilm-l6-v2`, `qwen3-embedding:8b`), Hugging
     /// Face repo id (`BAAI/bge-m3`) or local directory in sentence-transformers layout.
     pub fn load(model: &str, options: Options) -> Result<Self> {
-        if options.max_batch_tokens == 0 {
+        if options.max_batch_tokens == Some(0) {
             return Err(Error::InvalidOption {
                 option: "max_batch_tokens",
                 reason: "must be at least 1".into(),
@@ -152,6 +152,10 @@ impl Embedder {
             dim,
             normalize: spec.normalize,
         };
+        let max_batch_tokens =
+            options
+                .max_batch_tokens
+                .unwrap_or(if device.is_cuda() { 16_384 } else { 2_048 });
         tracing::info!(model = %spec.name, ?device, ?dtype, dim, max_length = spec.max_length, "model loaded");
         Ok(Self {
             spec,
@@ -160,7 +164,7 @@ impl Embedder {
             device,
             dtype,
             post,
-            max_batch_tokens: options.max_batch_tokens,
+            max_batch_tokens,
             prompts: options.prompts,
             append_end,
             bge_m3,

@@ -80,7 +80,7 @@ impl FromStr for Precision {
 pub struct Options {
     pub(crate) device: Device,
     pub(crate) precision: Precision,
-    pub(crate) max_batch_tokens: usize,
+    pub(crate) max_batch_tokens: Option<usize>,
     pub(crate) max_length: Option<usize>,
     pub(crate) dim: Option<usize>,
     pub(crate) normalize: Option<bool>,
@@ -96,7 +96,7 @@ impl Default for Options {
         Self {
             device: Device::Auto,
             precision: Precision::Auto,
-            max_batch_tokens: 16_384,
+            max_batch_tokens: None,
             max_length: None,
             dim: None,
             normalize: None,
@@ -123,11 +123,13 @@ impl Options {
         self
     }
 
-    /// Padded tokens per forward pass. Default 16,384. Larger batches use the device better and
-    /// cost memory linearly (attention: quadratically in the longest input); a batch that still
-    /// runs out of device memory is halved automatically.
+    /// Padded tokens per forward pass. Default 16,384 on CUDA, where larger batches keep the GPU
+    /// busy, and 2,048 on the CPU, where activations that stay in cache beat larger batches
+    /// (all-MiniLM-L6-v2 on 2 cores: about twice the throughput of 16,384). Memory grows linearly
+    /// (attention: quadratically in the longest input); a batch that still runs out of device
+    /// memory is halved automatically.
     pub fn with_max_batch_tokens(mut self, tokens: usize) -> Self {
-        self.max_batch_tokens = tokens;
+        self.max_batch_tokens = Some(tokens);
         self
     }
 
