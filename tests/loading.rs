@@ -2,24 +2,11 @@
 
 mod common;
 
-use common::fixture;
+use common::{copy_dir, fixture};
 use rembed::{Device, Embedder, Error, Options};
 
 fn cpu() -> Options {
     Options::default().with_device(Device::Cpu)
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

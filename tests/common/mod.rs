@@ -117,23 +117,25 @@ pub fn one_at_a_time(embedder: &rembed::Embedder, texts: &[String]) -> Array2<f3
 /// `entry` (one `[[model]]` table, without `repo`) points at it: how a test gives a fixture the
 /// registry metadata (Matryoshka dimensions, recipes) that only `models.toml` carries.
 /// Returns the temporary directory (keep it alive) and options that load through it offline.
+/// Copies a directory tree (a fixture into a temporary hub cache or a scratch model dir).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 pub fn registered_fixture(
     name: &str,
     repo: &str,
     entry: &str,
 ) -> (tempfile::TempDir, rembed::Options) {
-    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
     let tmp = tempfile::tempdir().unwrap();
     let commit = "2222222222222222222222222222222222222222";
     let cached = tmp
