@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::loader::{read_json, FileSource};
 use crate::models::ModelInput;
 use crate::pooling::l2_normalize;
+use crate::replicas::Replica;
 
 /// All three bge-m3 outputs for a list of texts, in input order.
 #[derive(Debug, Clone)]
@@ -168,13 +169,23 @@ impl Embedder {
             file: file.to_string(),
             pickle: pickle.to_string(),
         };
-        let heads = &self.bge_m3;
-        let sparse = heads.sparse.as_ref().ok_or_else(|| missing(SPARSE))?;
-        let colbert = heads.colbert.as_ref().ok_or_else(|| missing(COLBERT))?;
-        let per_batch = |hidden: &Tensor, input: &ModelInput| {
-            self.all_outputs(hidden, input, sparse, colbert, &heads.special)
+        // Every replica loaded the same files, so the first tells whether the heads exist.
+        let first = &self.replicas()[0].bge_m3;
+        first.sparse.as_ref().ok_or_else(|| missing(SPARSE))?;
+        first.colbert.as_ref().ok_or_else(|| missing(COLBERT))?;
+        let per_batch = |replica: &Replica, hidden: &Tensor, input: &ModelInput| {
+            let heads = &replica.bge_m3;
+            match (&heads.sparse, &heads.colbert) {
+                (Some(sparse), Some(colbert)) => {
+                    self.all_outputs(hidden, input, sparse, colbert, &heads.special)
+                }
+                _ => Err(candle_core::Error::Msg(
+                    "bge-m3 heads missing on a replica".into(),
+                )),
+            }
         };
-        let run = self.run_batches(texts, self.prompt(Role::Document), false, &per_batch)?;
+        let tokens = self.tokenize(texts, self.prompt(Role::Document))?;
+        let run = self.run_batches(tokens, false, &per_batch)?;
 
         let mut rows: Vec<Option<Row>> = (0..texts.len()).map(|_| None).collect();
         for (index, row) in run.outcome.rows {

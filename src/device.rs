@@ -33,6 +33,16 @@ pub(crate) fn resolve_device(choice: Device) -> Result<candle_core::Device> {
     }
 }
 
+/// Called after a forward pass ran out of memory, before the retry: the failed pass's tensors
+/// are already dropped, and waiting for the device lets CUDA's stream-ordered frees complete
+/// and hand the memory back, so the halves start from an empty pool. A device that fails even
+/// this is left for the retry to report.
+pub(crate) fn release_after_oom(device: &candle_core::Device) {
+    if let Err(error) = device.synchronize() {
+        tracing::warn!(%error, "synchronizing the device after out-of-memory failed");
+    }
+}
+
 /// The compute dtype: `Auto` is bf16 on CUDA and f32 on the CPU.
 pub(crate) fn resolve_dtype(precision: Precision, device: &candle_core::Device) -> DType {
     match precision {

@@ -8,12 +8,13 @@ use tokenizers::{Tokenizer, TruncationParams};
 use crate::batch::{self, Tokens};
 use crate::device::{resolve_device, resolve_dtype};
 use crate::error::{Error, Result};
-use crate::halving::{self, Failure, Outcome};
+use crate::halving::{Failure, Outcome};
 use crate::loader::{locate, safetensors_files};
-use crate::models::{self, Architecture, Encoder, ModelInput};
+use crate::models::{self, Architecture, ModelInput};
 use crate::options::Options;
 use crate::pooling::PostProcess;
 use crate::registry::ModelSpec;
+use crate::replicas::{run_spread, Replica};
 
 /// Whether texts are embedded as documents or as queries, which selects the model's prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,24 +46,25 @@ pub struct PartialEmbeddings {
 pub struct Embedder {
     spec: ModelSpec,
     tokenizer: Tokenizer,
-    model: Box<dyn Encoder>,
-    device: candle_core::Device,
+    /// One copy of the network per device; never empty.
+    replicas: Vec<Replica>,
     dtype: DType,
+    /// Rows of the token embedding matrix, when `config.json` says: ids beyond it are refused
+    /// before they reach a device, where they would be an out-of-bounds read.
+    vocab_size: Option<usize>,
     post: PostProcess,
     max_batch_tokens: usize,
     prompts: bool,
     /// The end token to append to every input, when the model needs one (Qwen3's
     /// `<|endoftext|>`) and its tokenizer's template does not add it.
     append_end: Option<u32>,
-    /// bge-m3's sparse and ColBERT heads, for XLM-RoBERTa models that ship them.
-    pub(crate) bge_m3: crate::bge_m3::Heads,
 }
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Embedder")
             .field("model", &self.spec.name)
-            .field("device", &self.device)
+            .field("devices", &self.devices())
             .field("dtype", &self.dtype)
             .field("dim", &self.post.dim)
             .finish()
@@ -122,28 +124,54 @@ impl Embedder {
                 reason: e.to_string(),
             })?;
 
-        let device = resolve_device(options.device)?;
-        let dtype = resolve_dtype(options.precision, &device);
+        if options.devices.is_empty() {
+            return Err(Error::InvalidOption {
+                option: "devices",
+                reason: "name at least one device".into(),
+            });
+        }
+        let devices = options
+            .devices
+            .iter()
+            .map(|&choice| resolve_device(choice))
+            .collect::<Result<Vec<_>>>()?;
+        let dtype = resolve_dtype(options.precision, &devices[0]);
         let weights =
             safetensors_files(located.source.as_ref(), &located.settings.transformer_dir)?;
         let weights_error = |e: candle_core::Error| Error::Malformed {
             path: weights[0].clone(),
             reason: e.to_string(),
         };
-        // SAFETY: the weight files are memory-mapped; like every mmap-based loader we rely on them
-        // not being modified while the model is alive.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, dtype, &device) }
-            .map_err(weights_error)?;
-        let model = models::load(spec.architecture, &located.config, &located.config_path, vb)
-            .map_err(|e| match e {
-                Error::Candle(e) => weights_error(e),
-                other => other,
-            })?;
-        let bge_m3 = if spec.architecture == Architecture::XlmRoberta {
-            crate::bge_m3::Heads::load(located.source.as_ref(), &tokenizer, &device)?
-        } else {
-            crate::bge_m3::Heads::default()
+        let load_replica = |device: candle_core::Device| -> Result<Replica> {
+            // SAFETY: the weight files are memory-mapped; like every mmap-based loader we rely
+            // on them not being modified while the model is alive.
+            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, dtype, &device) }
+                .map_err(weights_error)?;
+            let model = models::load(spec.architecture, &located.config, &located.config_path, vb)
+                .map_err(|e| match e {
+                    Error::Candle(e) => weights_error(e),
+                    other => other,
+                })?;
+            let bge_m3 = if spec.architecture == Architecture::XlmRoberta {
+                crate::bge_m3::Heads::load(located.source.as_ref(), &tokenizer, &device)?
+            } else {
+                crate::bge_m3::Heads::default()
+            };
+            Ok(Replica {
+                model,
+                device,
+                bge_m3,
+            })
         };
+        let replicas = devices
+            .into_iter()
+            .map(load_replica)
+            .collect::<Result<Vec<_>>>()?;
+        let vocab_size = located
+            .config
+            .get("vocab_size")
+            .and_then(|v| v.as_u64())
+            .and_then(|v| usize::try_from(v).ok());
 
         let post = PostProcess {
             // nomic v1.5's recipe is for truncated vectors; at full size the model's own
@@ -155,20 +183,24 @@ impl Embedder {
         let max_batch_tokens =
             options
                 .max_batch_tokens
-                .unwrap_or(if device.is_cuda() { 16_384 } else { 2_048 });
-        tracing::info!(model = %spec.name, ?device, ?dtype, dim, max_length = spec.max_length, "model loaded");
-        Ok(Self {
+                .unwrap_or(if replicas[0].device.is_cuda() {
+                    16_384
+                } else {
+                    2_048
+                });
+        let loaded = Self {
             spec,
             tokenizer,
-            model,
-            device,
+            replicas,
             dtype,
+            vocab_size,
             post,
             max_batch_tokens,
             prompts: options.prompts,
             append_end,
-            bge_m3,
-        })
+        };
+        tracing::info!(model = %loaded.spec.name, devices = ?loaded.devices(), ?dtype, dim, max_length = loaded.spec.max_length, "model loaded");
+        Ok(loaded)
     }
 
     /// Embeds documents (with the model's document prompt, if it has one): one row per text,
@@ -224,6 +256,40 @@ impl Embedder {
         self.run(texts, self.prompt(role), true)
     }
 
+    /// Embeds inputs that are already token ids, special tokens included (as
+    /// [`Embedder::token_ids`] returns them), e.g. a corpus tokenized once for several runs, or
+    /// a benchmark's synthetic inputs. No prompt or end token is added. Each input must be
+    /// non-empty, at most the model's max length, with every id inside the vocabulary;
+    /// otherwise [`Error::InvalidInput`] names the first one that is not.
+    pub fn embed_token_ids(&self, inputs: &[Vec<u32>]) -> Result<Array2<f32>> {
+        let max_length = self.spec.max_length;
+        let mut tokens = Vec::with_capacity(inputs.len());
+        for (index, ids) in inputs.iter().enumerate() {
+            let invalid = |reason: String| Error::InvalidInput { index, reason };
+            if ids.is_empty() {
+                return Err(invalid("no tokens".into()));
+            }
+            if ids.len() > max_length {
+                return Err(invalid(format!(
+                    "{} tokens, more than the model's max length of {max_length}",
+                    ids.len()
+                )));
+            }
+            if let (Some(vocab), Some(&id)) = (self.vocab_size, ids.iter().max()) {
+                if id as usize >= vocab {
+                    return Err(invalid(format!(
+                        "token id {id} is outside the vocabulary of {vocab}"
+                    )));
+                }
+            }
+            tokens.push(Tokens {
+                ids: ids.clone(),
+                truncated: false,
+            });
+        }
+        self.run_tokens(tokens, false).map(|p| p.embeddings)
+    }
+
     /// Token counts of documents as the model would see them (prompt included, after
     /// truncation), e.g. to estimate cost or plan a corpus job.
     pub fn count_tokens<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<usize>> {
@@ -252,9 +318,18 @@ impl Embedder {
         &self.spec
     }
 
-    /// The device the model runs on.
+    /// The device the model runs on (the first one, when it has several replicas).
     pub fn device(&self) -> &candle_core::Device {
-        &self.device
+        &self.replicas[0].device
+    }
+
+    pub(crate) fn replicas(&self) -> &[Replica] {
+        &self.replicas
+    }
+
+    /// Every device holding a replica of the model, in the order they were given.
+    pub fn devices(&self) -> Vec<&candle_core::Device> {
+        self.replicas.iter().map(|r| &r.device).collect()
     }
 
     /// The compute dtype.
@@ -277,7 +352,11 @@ impl Embedder {
         }
     }
 
-    fn tokenize<S: AsRef<str> + Sync>(&self, texts: &[S], prompt: &str) -> Result<Vec<Tokens>> {
+    pub(crate) fn tokenize<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        prompt: &str,
+    ) -> Result<Vec<Tokens>> {
         batch::tokenize(
             &self.tokenizer,
             texts,
@@ -293,9 +372,15 @@ impl Embedder {
         prompt: &str,
         keep_going: bool,
     ) -> Result<PartialEmbeddings> {
-        let per_batch = |hidden: &Tensor, input: &ModelInput| self.pool(hidden, input)?.to_vec2();
-        let run = self.run_batches(texts, prompt, keep_going, &per_batch)?;
-        let mut embeddings = Array2::zeros((texts.len(), self.dim()));
+        self.run_tokens(self.tokenize(texts, prompt)?, keep_going)
+    }
+
+    fn run_tokens(&self, tokens: Vec<Tokens>, keep_going: bool) -> Result<PartialEmbeddings> {
+        let count = tokens.len();
+        let per_batch =
+            |_: &Replica, hidden: &Tensor, input: &ModelInput| self.pool(hidden, input)?.to_vec2();
+        let run = self.run_batches(tokens, keep_going, &per_batch)?;
+        let mut embeddings = Array2::zeros((count, self.dim()));
         for (index, row) in run.outcome.rows {
             embeddings
                 .row_mut(index)
@@ -310,18 +395,16 @@ impl Embedder {
         })
     }
 
-    /// Tokenizes `texts`, cuts them into length-sorted batches within the token budget, runs
-    /// each batch through the network (halving on out-of-memory) and hands its hidden states
-    /// `(B, L, H)` to `per_batch`, which returns one value per row. Rows come back unordered,
-    /// with their input index.
-    pub(crate) fn run_batches<S: AsRef<str> + Sync, T>(
+    /// Cuts tokenized inputs into length-sorted batches within the token budget, runs each
+    /// batch through the network on some replica (halving on out-of-memory) and hands its hidden
+    /// states `(B, L, H)` to `per_batch`, which returns one value per row. Rows come back
+    /// unordered, with their input index.
+    pub(crate) fn run_batches<T: Send>(
         &self,
-        texts: &[S],
-        prompt: &str,
+        tokens: Vec<Tokens>,
         keep_going: bool,
-        per_batch: &dyn Fn(&Tensor, &ModelInput) -> candle_core::Result<Vec<T>>,
+        per_batch: &(dyn Fn(&Replica, &Tensor, &ModelInput) -> candle_core::Result<Vec<T>> + Sync),
     ) -> Result<Batches<T>> {
-        let tokens = self.tokenize(texts, prompt)?;
         let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
         let truncated = tokens.iter().filter(|t| t.truncated).count();
         if truncated > 0 {
@@ -332,15 +415,19 @@ impl Embedder {
             );
         }
 
-        let forward = |rows: &[usize]| {
+        let forward = |replica: &Replica, rows: &[usize]| {
             let rows: Vec<&Tokens> = rows.iter().map(|&i| &tokens[i]).collect();
-            let input = batch::pad(&rows, 0, &self.device)?;
-            per_batch(&self.model.forward(&input)?, &input)
+            let input = batch::pad(&rows, 0, &replica.device)?;
+            per_batch(replica, &replica.model.forward(&input)?, &input)
         };
-        let mut outcome = Outcome::default();
-        for rows in batch::plan_batches(&lengths, self.max_batch_tokens) {
-            halving::run(&rows, &|i| lengths[i], &forward, keep_going, &mut outcome)?;
-        }
+        let batches = batch::plan_batches(&lengths, self.max_batch_tokens);
+        let outcome = run_spread(
+            &self.replicas,
+            &batches,
+            &|i| lengths[i],
+            &forward,
+            keep_going,
+        )?;
         Ok(Batches {
             outcome,
             tokens: lengths.iter().sum(),

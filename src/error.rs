@@ -117,6 +117,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// Occurs when a pre-tokenized input cannot be fed to the model (empty, too long, or an id
+    /// outside the vocabulary).
+    #[error("input {index}: {reason}")]
+    InvalidInput {
+        /// Position of the input in the caller's slice.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// Occurs when a single input does not fit in device memory even alone.
     #[error("input {index} ({tokens} tokens) does not fit in device memory even alone: {reason}")]
     OutOfMemory {
@@ -167,12 +177,15 @@ fn suggest(suggestions: &[String]) -> String {
 /// Whether a tensor-library error means the device ran out of memory.
 ///
 /// The one place that knows how out-of-memory looks: candle reports CUDA allocation failures as
-/// `DriverError(CUDA_ERROR_OUT_OF_MEMORY, ...)` inside its CUDA error variants, and CPU
+/// `DriverError(CUDA_ERROR_OUT_OF_MEMORY, "out of memory")` inside its CUDA error variants,
+/// cuBLAS a workspace it cannot allocate as `CublasError(CUBLAS_STATUS_ALLOC_FAILED)`, and CPU
 /// allocation failures abort the process, so matching the message is all there is.
 pub fn is_oom(error: &candle_core::Error) -> bool {
     // Display walks every context and backtrace wrapper, so the driver's code is always in it.
     let text = error.to_string().to_ascii_lowercase();
-    text.contains("out_of_memory") || text.contains("out of memory")
+    text.contains("out_of_memory")
+        || text.contains("out of memory")
+        || text.contains("alloc_failed")
 }
 
 #[cfg(test)]
@@ -185,6 +198,8 @@ mod tests {
         assert!(is_oom(&candle_core::Error::Msg(driver.into())));
         let wrapped = candle_core::Error::Msg(driver.into()).context("while running layer 3");
         assert!(is_oom(&wrapped));
+        let cublas = "CublasError(CUBLAS_STATUS_ALLOC_FAILED)";
+        assert!(is_oom(&candle_core::Error::Msg(cublas.into())));
         assert!(!is_oom(&candle_core::Error::Msg(
             "shape mismatch in matmul".into()
         )));

@@ -33,6 +33,7 @@ pub mod chunk;
 mod device;
 mod embedder;
 mod error;
+pub mod gpu_memory;
 mod halving;
 mod hash;
 #[cfg(feature = "job")]
@@ -44,6 +45,7 @@ mod models;
 mod options;
 mod pooling;
 mod registry;
+mod replicas;
 
 pub use batch::plan_batches;
 pub use bge_m3::{BgeM3Output, SparseEmbedding};
@@ -52,6 +54,6 @@ pub use error::{is_oom, Error, Result};
 pub use halving::Failure;
 pub use long_text::LongEmbedding;
 pub use models::Architecture;
-pub use options::{Device, Options, Precision};
+pub use options::{parse_devices, Device, Options, Precision};
 pub use pooling::Pooling;
 pub use registry::{ModelSpec, Registry};

@@ -40,6 +40,12 @@ impl FromStr for Device {
     }
 }
 
+/// Parses a comma-separated device list such as `cuda:0,cuda:1`, for
+/// [`Options::with_devices`].
+pub fn parse_devices(list: &str) -> Result<Vec<Device>, Error> {
+    list.split(',').map(str::parse).collect()
+}
+
 /// The number format of weights and activations. Pooling and normalization always run in f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -78,7 +84,7 @@ impl FromStr for Precision {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    pub(crate) device: Device,
+    pub(crate) devices: Vec<Device>,
     pub(crate) precision: Precision,
     pub(crate) max_batch_tokens: Option<usize>,
     pub(crate) max_length: Option<usize>,
@@ -94,7 +100,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            device: Device::Auto,
+            devices: vec![Device::Auto],
             precision: Precision::Auto,
             max_batch_tokens: None,
             max_length: None,
@@ -112,7 +118,16 @@ impl Default for Options {
 impl Options {
     /// Where to run. Default [`Device::Auto`]. A CUDA device needs the `cuda` feature.
     pub fn with_device(mut self, device: Device) -> Self {
-        self.device = device;
+        self.devices = vec![device];
+        self
+    }
+
+    /// Runs one replica of the model on each device (e.g. every GPU of a machine); batches go to
+    /// whichever replica is free and rows come back in input order. Each replica holds its own
+    /// copy of the weights. The same device may be named twice, which only pays off where one
+    /// replica leaves the device idle. Default: one replica on [`Device::Auto`].
+    pub fn with_devices(mut self, devices: impl IntoIterator<Item = Device>) -> Self {
+        self.devices = devices.into_iter().collect();
         self
     }
 
@@ -204,6 +219,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cuda:x"));
+        assert_eq!(
+            parse_devices("cuda:0, cuda:1").unwrap(),
+            [Device::Cuda(0), Device::Cuda(1)]
+        );
+        assert!(parse_devices("cuda:0,").is_err());
         assert_eq!("bf16".parse::<Precision>().unwrap(), Precision::BF16);
         assert!("int8".parse::<Precision>().is_err());
     }

@@ -274,3 +274,70 @@ fn bf16_stays_close_to_the_reference() {
         0.1,
     );
 }
+
+#[test]
+fn pre_tokenized_ids_embed_like_their_texts() {
+    let reference = reference(fixture("qwen3/reference.json"));
+    let embedder = load("qwen3");
+    let from_ids = embedder.embed_token_ids(&reference.documents.ids).unwrap();
+    assert_rows_close(
+        "qwen3 from token ids",
+        &from_ids,
+        &reference.documents.embeddings,
+        0.99999,
+        1e-4,
+    );
+
+    let vocab = embedder.tokenizer().get_vocab_size(true) as u32;
+    let max = embedder.spec().max_length;
+    let bad_inputs = [
+        (vec![vec![1, 2], vec![]], 1, "no tokens"),
+        (vec![vec![1; max + 1]], 0, "max length"),
+        (
+            vec![vec![1], vec![2], vec![1_000_000 + vocab]],
+            2,
+            "vocabulary",
+        ),
+    ];
+    for (inputs, want_index, want_text) in bad_inputs {
+        match embedder.embed_token_ids(&inputs) {
+            Err(Error::InvalidInput { index, reason }) => {
+                assert_eq!(index, want_index, "{reason}");
+                assert!(reason.contains(want_text), "{reason}");
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn two_replicas_spread_batches_and_keep_input_order() {
+    let reference = reference(fixture("qwen3/reference.json"));
+    let one = load("qwen3");
+    let two = Embedder::load(
+        fixture("qwen3").to_str().unwrap(),
+        Options::default()
+            .with_devices([Device::Cpu, Device::Cpu])
+            .with_max_batch_tokens(64),
+    )
+    .unwrap();
+    assert_eq!(two.devices().len(), 2);
+    let texts: Vec<String> = reference.texts.iter().cycle().take(40).cloned().collect();
+    assert_same_rows(
+        "two CPU replicas",
+        &two.embed(&texts).unwrap(),
+        &one.embed(&texts).unwrap(),
+        0.99999,
+    );
+    let no_devices = Embedder::load(
+        fixture("qwen3").to_str().unwrap(),
+        Options::default().with_devices([]),
+    );
+    assert!(matches!(
+        no_devices,
+        Err(Error::InvalidOption {
+            option: "devices",
+            ..
+        })
+    ));
+}

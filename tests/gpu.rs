@@ -1,0 +1,268 @@
+//! Checks that need a CUDA device: bf16 parity of every fixture, batch invariance, out-of-memory
+//! recovery against real driver errors, and replicas. Built only with the `cuda` feature; run on
+//! the GPU machine as one binary, one test at a time (the memory tests need the whole device):
+//!
+//! ```text
+//! cargo test --release --features cuda --test gpu --no-run   # here; then on the GPU machine:
+//! ./gpu-tests --test-threads=1
+//! ```
+//!
+//! `scripts/gpu/build.sh` and `scripts/gpu/run.sh` do both.
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use candle_core::{DType, Tensor};
+use common::{assert_rows_close, assert_same_rows, fixture, one_at_a_time, reference};
+use rembed::{Device, Embedder, Error, Options, Precision, Role};
+
+const FIXTURES: [&str; 6] = [
+    "bert-mean",
+    "bert-cls",
+    "qwen3",
+    "qwen3-no-template",
+    "nomic-bert",
+    "xlm-roberta-m3",
+];
+
+fn load(name: &str, options: Options) -> Embedder {
+    Embedder::load(fixture(name).to_str().unwrap(), options)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn cuda() -> Options {
+    Options::default().with_device(Device::Cuda(0))
+}
+
+/// Texts of mixed lengths, long enough that a batch of them needs real memory.
+fn long_texts(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let words = 40 + (i * 37) % 200;
+            (0..words)
+                .map(|w| format!("word{} ", (i * 7 + w * 13) % 97))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn cuda_is_selected_and_bf16_is_the_default() {
+    let embedder = load("bert-mean", Options::default());
+    assert!(embedder.device().is_cuda(), "auto picks the GPU");
+    assert_eq!(embedder.dtype(), DType::BF16);
+    let err = Embedder::load(
+        fixture("bert-mean").to_str().unwrap(),
+        Options::default().with_device(Device::Cuda(63)),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::DeviceUnavailable { device, .. } if device == "cuda:63"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_fixture_in_bf16_matches_the_f32_reference() {
+    for name in FIXTURES {
+        let reference = reference(fixture(&format!("{name}/reference.json")));
+        let embedder = load(name, cuda());
+        assert_eq!(embedder.dtype(), DType::BF16, "{name}");
+        let docs = embedder.embed(&reference.texts).unwrap();
+        let label = format!("{name} bf16 documents");
+        assert_rows_close(&label, &docs, &reference.documents.embeddings, 0.999, 1.0);
+        let queries = embedder.embed_queries(&reference.texts).unwrap();
+        let label = format!("{name} bf16 queries");
+        assert_rows_close(&label, &queries, &reference.queries.embeddings, 0.999, 1.0);
+        eprintln!("{name}: bf16 rows within cosine 0.999 of the reference");
+    }
+}
+
+#[test]
+fn every_fixture_in_f32_and_f16_on_the_gpu() {
+    for name in FIXTURES {
+        let reference = reference(fixture(&format!("{name}/reference.json")));
+        let f32 = load(name, cuda().with_precision(Precision::F32));
+        let docs = f32.embed(&reference.texts).unwrap();
+        let label = format!("{name} f32 on cuda");
+        assert_rows_close(
+            &label,
+            &docs,
+            &reference.documents.embeddings,
+            0.99999,
+            1e-3,
+        );
+        let f16 = load(name, cuda().with_precision(Precision::F16));
+        let docs = f16.embed(&reference.texts).unwrap();
+        let label = format!("{name} f16 on cuda");
+        assert_rows_close(&label, &docs, &reference.documents.embeddings, 0.999, 1.0);
+    }
+}
+
+#[test]
+fn bge_m3_outputs_on_the_gpu() {
+    let reference = reference(fixture("xlm-roberta-m3/reference.json"));
+    let embedder = load("xlm-roberta-m3", cuda());
+    let all = embedder.embed_all(&reference.texts).unwrap();
+    assert_rows_close(
+        "bge-m3 dense via embed_all",
+        &all.dense,
+        &reference.documents.embeddings,
+        0.999,
+        1.0,
+    );
+    assert!(all.colbert.iter().all(|c| c.iter().all(|v| v.is_finite())));
+    assert!(all
+        .sparse
+        .iter()
+        .all(|s| s.values.iter().all(|w| w.is_finite())));
+}
+
+#[test]
+fn batch_invariance_on_the_gpu() {
+    for name in FIXTURES {
+        let reference = reference(fixture(&format!("{name}/reference.json")));
+        for precision in [Precision::BF16, Precision::F32] {
+            let embedder = load(name, cuda().with_precision(precision));
+            let together = embedder.embed(&reference.texts).unwrap();
+            let alone = one_at_a_time(&embedder, &reference.texts);
+            let min_cos = if precision == Precision::F32 {
+                0.99999
+            } else {
+                0.999
+            };
+            let label = format!("{name} {precision:?} batch invariance");
+            assert_same_rows(&label, &together, &alone, min_cos);
+        }
+    }
+}
+
+#[test]
+fn two_replicas_on_one_device_match_one() {
+    let texts = long_texts(64);
+    let options = cuda()
+        .with_precision(Precision::F32)
+        .with_max_batch_tokens(512);
+    let one = load("qwen3", options.clone());
+    let two = load(
+        "qwen3",
+        options.with_devices([Device::Cuda(0), Device::Cuda(0)]),
+    );
+    assert_eq!(two.devices().len(), 2);
+    let (a, b) = (one.embed(&texts).unwrap(), two.embed(&texts).unwrap());
+    assert_same_rows("two replicas", &a, &b, 0.99999);
+}
+
+/// Device memory: free bytes now.
+fn free_memory(device: &candle_core::Device) -> u64 {
+    device.synchronize().unwrap();
+    rembed::gpu_memory::usage(device)
+        .expect("CUDA memory figures")
+        .free
+}
+
+/// Holds all but about `leave` bytes of the device's free memory until dropped: blocks of
+/// shrinking size, so that the pool's granularity cannot make one big request fail.
+fn hog(device: &candle_core::Device, leave: u64) -> Vec<Tensor> {
+    let mut held = Vec::new();
+    let mut block: u64 = 1 << 30;
+    while block >= 1 << 16 {
+        let free = free_memory(device);
+        if free >= leave + block {
+            match Tensor::zeros(block as usize, DType::U8, device) {
+                Ok(tensor) => held.push(tensor),
+                Err(_) => block /= 2,
+            }
+        } else {
+            block /= 2;
+        }
+    }
+    held
+}
+
+#[test]
+fn out_of_memory_halves_for_real_and_matches_the_unconstrained_run() {
+    // f32, so that the halved batches can be held to the same rows as the whole one.
+    let embedder = load(
+        "qwen3",
+        cuda()
+            .with_precision(Precision::F32)
+            .with_max_batch_tokens(1 << 20),
+    );
+    let device = embedder.device().clone();
+    let texts = long_texts(512);
+    let unconstrained = embedder.embed_partial(&texts, Role::Document).unwrap();
+    assert_eq!(unconstrained.splits, 0);
+    let tokens = unconstrained.tokens as u64;
+
+    // The run's working set is unknown here, so memory is squeezed step by step until the batch
+    // no longer fits whole; each step must still produce every row.
+    let mut halved = None;
+    for leave_per_token in [4096u64, 2048, 1024, 512, 256, 128, 64] {
+        let held = hog(&device, leave_per_token * tokens);
+        let run = embedder.embed_partial(&texts, Role::Document);
+        drop(held);
+        let run = run.unwrap_or_else(|e| panic!("{leave_per_token} B/token: {e}"));
+        assert!(run.failures.is_empty(), "{:?}", run.failures);
+        assert_same_rows(
+            "after halving",
+            &run.embeddings,
+            &unconstrained.embeddings,
+            0.99999,
+        );
+        eprintln!("{leave_per_token} B/token left: {} splits", run.splits);
+        if run.splits > 0 {
+            halved = Some(run.splits);
+            break;
+        }
+    }
+    assert!(halved.is_some(), "memory never got scarce enough to halve");
+
+    // The device is still usable afterwards.
+    let again = embedder.embed(&texts[..8]).unwrap();
+    assert_same_rows(
+        "after recovery",
+        &again,
+        &unconstrained
+            .embeddings
+            .slice(ndarray::s![..8, ..])
+            .to_owned(),
+        0.99999,
+    );
+}
+
+#[test]
+fn a_single_input_that_cannot_fit_is_out_of_memory_with_its_index() {
+    let embedder = load("qwen3", cuda().with_precision(Precision::F32));
+    let device = embedder.device().clone();
+    let mut texts = vec!["short".to_string(); 3];
+    texts.insert(2, long_texts(200).pop().unwrap().repeat(8));
+    let tokens = embedder.count_tokens(&texts).unwrap();
+    embedder.embed(&texts).unwrap(); // kernels loaded before memory gets scarce
+
+    let held = hog(&device, 64 * 1024);
+    let result = embedder.embed(&texts[2..3]);
+    drop(held);
+    match result {
+        Err(Error::OutOfMemory {
+            index,
+            tokens: count,
+            reason,
+        }) => {
+            eprintln!("out-of-memory error text: {reason}");
+            assert_eq!((index, count), (0, tokens[2]));
+            assert!(rembed::is_oom(&candle_core::Error::Msg(reason)));
+        }
+        other => panic!("expected Error::OutOfMemory, got {other:?}"),
+    }
+
+    // keep_going: the other inputs still come back, and the device works afterwards.
+    let held = hog(&device, 64 * 1024);
+    let partial = embedder.embed_partial(&texts, Role::Document);
+    drop(held);
+    let partial = partial.unwrap();
+    assert!(partial.failures.iter().all(|f| f.out_of_memory));
+    assert!(partial.failures.iter().any(|f| f.index == 2));
+    let after = embedder.embed(&texts).unwrap();
+    assert!(after.iter().all(|v| v.is_finite()));
+}
