@@ -42,6 +42,22 @@ pub struct PartialEmbeddings {
     pub splits: usize,
 }
 
+/// What [`Embedder::assemble`] builds a model from.
+pub(crate) struct Parts<'a> {
+    pub spec: ModelSpec,
+    pub tokenizer: Tokenizer,
+    pub config: &'a serde_json::Value,
+    /// Named in errors about the config.
+    pub config_path: &'a std::path::Path,
+    /// The weights on a device, in a dtype.
+    pub weights: &'a dyn Fn(&candle_core::Device, DType) -> Result<VarBuilder<'static>>,
+    /// How a tensor-library error while building the network is reported (it usually means the
+    /// weights do not fit the config).
+    pub weights_error: &'a dyn Fn(candle_core::Error) -> Error,
+    /// bge-m3's extra heads on a device, where the model has them.
+    pub heads: &'a dyn Fn(&candle_core::Device) -> Result<crate::bge_m3::Heads>,
+}
+
 /// A text embedding model loaded on a device. `Send + Sync`: share it between threads.
 pub struct Embedder {
     spec: ModelSpec,
@@ -75,14 +91,73 @@ impl Embedder {
     /// Loads a model by registry name or alias (`all-minilm-l6-v2`, `qwen3-embedding:8b`), Hugging
     /// Face repo id (`BAAI/bge-m3`) or local directory in sentence-transformers layout.
     pub fn load(model: &str, options: Options) -> Result<Self> {
+        let located = locate(model, &options)?;
+        let tokenizer_path = located
+            .source
+            .require(&located.settings.transformer_file("tokenizer.json"))?;
+        let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Malformed {
+            path: tokenizer_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let weights =
+            safetensors_files(located.source.as_ref(), &located.settings.transformer_dir)?;
+        let weights_error = |e: candle_core::Error| Error::Malformed {
+            path: weights[0].clone(),
+            reason: e.to_string(),
+        };
+        let load_weights = |device: &candle_core::Device, dtype: DType| {
+            // SAFETY: the weight files are memory-mapped; like every mmap-based loader we rely
+            // on them not being modified while the model is alive.
+            unsafe { VarBuilder::from_mmaped_safetensors(&weights, dtype, device) }
+                .map_err(weights_error)
+        };
+        let architecture = located.spec.architecture;
+        let load_heads = |device: &candle_core::Device| {
+            if architecture == Architecture::XlmRoberta {
+                crate::bge_m3::Heads::load(located.source.as_ref(), &tokenizer, device)
+            } else {
+                Ok(crate::bge_m3::Heads::default())
+            }
+        };
+        Self::assemble(
+            Parts {
+                spec: located.spec,
+                tokenizer: tokenizer.clone(),
+                config: &located.config,
+                config_path: &located.config_path,
+                weights: &load_weights,
+                weights_error: &weights_error,
+                heads: &load_heads,
+            },
+            &options,
+        )
+    }
+
+    /// Puts a model together from its metadata, tokenizer, config and a source of weights, with
+    /// the options' devices, dtype and limits: shared by [`Embedder::load`] and
+    /// [`Embedder::random_weights`].
+    pub(crate) fn assemble(parts: Parts<'_>, options: &Options) -> Result<Self> {
+        let Parts {
+            spec,
+            mut tokenizer,
+            config,
+            config_path,
+            weights,
+            weights_error,
+            heads,
+        } = parts;
         if options.max_batch_tokens == Some(0) {
             return Err(Error::InvalidOption {
                 option: "max_batch_tokens",
                 reason: "must be at least 1".into(),
             });
         }
-        let located = locate(model, &options)?;
-        let spec = located.spec;
+        if options.devices.is_empty() {
+            return Err(Error::InvalidOption {
+                option: "devices",
+                reason: "name at least one device".into(),
+            });
+        }
         let dim = options.dim.unwrap_or(spec.dim);
         if !spec.supports_dim(dim) {
             return Err(Error::UnsupportedDimension {
@@ -92,14 +167,6 @@ impl Embedder {
             });
         }
 
-        let tokenizer_path = located
-            .source
-            .require(&located.settings.transformer_file("tokenizer.json"))?;
-        let mut tokenizer =
-            Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Malformed {
-                path: tokenizer_path.clone(),
-                reason: e.to_string(),
-            })?;
         tokenizer.with_padding(None);
         let append_end = match &spec.end_token {
             Some(token) => batch::missing_end_token(&tokenizer, token, &spec.name)?,
@@ -124,55 +191,37 @@ impl Embedder {
                 reason: e.to_string(),
             })?;
 
-        if options.devices.is_empty() {
-            return Err(Error::InvalidOption {
-                option: "devices",
-                reason: "name at least one device".into(),
-            });
-        }
         let devices = options
             .devices
             .iter()
             .map(|&choice| resolve_device(choice))
             .collect::<Result<Vec<_>>>()?;
         let dtype = resolve_dtype(options.precision, &devices[0]);
-        let weights =
-            safetensors_files(located.source.as_ref(), &located.settings.transformer_dir)?;
-        let weights_error = |e: candle_core::Error| Error::Malformed {
-            path: weights[0].clone(),
-            reason: e.to_string(),
-        };
         let load_replica = |device: candle_core::Device| -> Result<Replica> {
-            // SAFETY: the weight files are memory-mapped; like every mmap-based loader we rely
-            // on them not being modified while the model is alive.
-            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, dtype, &device) }
-                .map_err(weights_error)?;
-            let model = models::load(spec.architecture, &located.config, &located.config_path, vb)
-                .map_err(|e| match e {
-                    Error::Candle(e) => weights_error(e),
-                    other => other,
-                })?;
-            let bge_m3 = if spec.architecture == Architecture::XlmRoberta {
-                crate::bge_m3::Heads::load(located.source.as_ref(), &tokenizer, &device)?
-            } else {
-                crate::bge_m3::Heads::default()
-            };
+            let model = models::load(
+                spec.architecture,
+                config,
+                config_path,
+                weights(&device, dtype)?,
+            )
+            .map_err(|e| match e {
+                Error::Candle(e) => weights_error(e),
+                other => other,
+            })?;
             Ok(Replica {
                 model,
+                bge_m3: heads(&device)?,
                 device,
-                bge_m3,
             })
         };
         let replicas = devices
             .into_iter()
             .map(load_replica)
             .collect::<Result<Vec<_>>>()?;
-        let vocab_size = located
-            .config
+        let vocab_size = config
             .get("vocab_size")
             .and_then(|v| v.as_u64())
             .and_then(|v| usize::try_from(v).ok());
-
         let post = PostProcess {
             // nomic v1.5's recipe is for truncated vectors; at full size the model's own
             // pipeline (pool, normalize) applies.

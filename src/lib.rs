@@ -44,6 +44,7 @@ mod long_text;
 mod models;
 mod options;
 mod pooling;
+mod random_weights;
 mod registry;
 mod replicas;
 

@@ -61,6 +61,11 @@ pub struct ModelSpec {
     /// (nomic-embed-text v1.5's recipe); applied only when a dimension below `dim` is asked for.
     #[serde(default)]
     pub matryoshka_layer_norm: bool,
+    /// The architecture fields of the repo's `config.json`, for building the model's exact shape
+    /// with random weights (benchmarks where the weights cannot be downloaded). A loaded model
+    /// always uses its own `config.json`.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
 }
 
 fn main() -> String {
@@ -192,6 +197,12 @@ mod tests {
             assert!(m.dim > 0 && m.max_length > 0, "{}", m.name);
             assert!(m.matryoshka_dims.iter().all(|&d| d < m.dim), "{}", m.name);
             assert!(m.supports_dim(m.dim));
+            // The architecture table agrees with the entry: its width is the output dimension.
+            let config = m.config.as_ref().expect("every built-in model has [model.config]");
+            let hidden = ["hidden_size", "n_embd"]
+                .iter()
+                .find_map(|k| config.get(*k)?.as_u64());
+            assert_eq!(hidden, Some(m.dim as u64), "{}", m.name);
         }
     }
 

@@ -190,6 +190,7 @@ fn merge(
             .then(|| "Instruct: {task}\nQuery:".to_string()),
         end_token: (architecture == Architecture::Qwen3).then(|| "<|endoftext|>".to_string()),
         matryoshka_layer_norm: false,
+        config: None,
     });
     if let Some(revision) = &options.revision {
         spec.revision = revision.clone();
