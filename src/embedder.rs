@@ -68,6 +68,7 @@ pub struct Embedder {
     /// Rows of the token embedding matrix, when `config.json` says: ids beyond it are refused
     /// before they reach a device, where they would be an out-of-bounds read.
     vocab_size: Option<usize>,
+    flops: Option<crate::flops::FlopCount>,
     post: PostProcess,
     max_batch_tokens: usize,
     prompts: bool,
@@ -222,6 +223,7 @@ impl Embedder {
             .get("vocab_size")
             .and_then(|v| v.as_u64())
             .and_then(|v| usize::try_from(v).ok());
+        let flops = crate::flops::FlopCount::from_config(spec.architecture, config);
         let post = PostProcess {
             // nomic v1.5's recipe is for truncated vectors; at full size the model's own
             // pipeline (pool, normalize) applies.
@@ -243,6 +245,7 @@ impl Embedder {
             replicas,
             dtype,
             vocab_size,
+            flops,
             post,
             max_batch_tokens,
             prompts: options.prompts,
@@ -379,6 +382,17 @@ impl Embedder {
     /// Every device holding a replica of the model, in the order they were given.
     pub fn devices(&self) -> Vec<&candle_core::Device> {
         self.replicas.iter().map(|r| &r.device).collect()
+    }
+
+    /// Rows of the token embedding matrix (`vocab_size` in `config.json`), when known.
+    pub fn vocab_size(&self) -> Option<usize> {
+        self.vocab_size
+    }
+
+    /// What a forward pass costs, for throughput-to-utilisation figures; `None` when the config
+    /// lacks a field it needs.
+    pub fn flops(&self) -> Option<crate::flops::FlopCount> {
+        self.flops
     }
 
     /// The compute dtype.

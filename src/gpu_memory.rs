@@ -22,6 +22,11 @@ pub fn usage(device: &candle_core::Device) -> Option<MemoryUsage> {
     imp::usage(device)
 }
 
+/// The device's product name (`NVIDIA H100 80GB HBM3`); `None` for the CPU or without `cuda`.
+pub fn device_name(device: &candle_core::Device) -> Option<String> {
+    imp::device_name(device)
+}
+
 /// Starts a new peak measurement from the memory in use now.
 pub fn reset_peak(device: &candle_core::Device) {
     imp::reset_peak(device)
@@ -62,6 +67,11 @@ mod imp {
         })
     }
 
+    pub(super) fn device_name(device: &candle_core::Device) -> Option<String> {
+        let cuda = device.as_cuda_device().ok()?;
+        cuda.cuda_stream().context().name().ok()
+    }
+
     pub(super) fn reset_peak(device: &candle_core::Device) {
         if let Some(pool) = default_pool(device) {
             // Only zero is accepted: it resets the mark to the memory in use now.
@@ -83,6 +93,10 @@ mod imp {
     use super::MemoryUsage;
 
     pub(super) fn usage(_: &candle_core::Device) -> Option<MemoryUsage> {
+        None
+    }
+
+    pub(super) fn device_name(_: &candle_core::Device) -> Option<String> {
         None
     }
 

@@ -198,7 +198,10 @@ mod tests {
             assert!(m.matryoshka_dims.iter().all(|&d| d < m.dim), "{}", m.name);
             assert!(m.supports_dim(m.dim));
             // The architecture table agrees with the entry: its width is the output dimension.
-            let config = m.config.as_ref().expect("every built-in model has [model.config]");
+            let config = m
+                .config
+                .as_ref()
+                .expect("every built-in model has [model.config]");
             let hidden = ["hidden_size", "n_embd"]
                 .iter()
                 .find_map(|k| config.get(*k)?.as_u64());
