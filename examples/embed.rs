@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 use ndarray::Array2;
-use rembed::{Device, Embedder, Options, Precision, Role};
+use rembed::{Embedder, Options, Precision, Role};
 
 #[derive(Parser)]
 #[command(about = "Embed one text per line with a rembed model")]
@@ -34,7 +34,7 @@ struct Args {
     /// Output dimension (Matryoshka models).
     #[arg(long)]
     dim: Option<usize>,
-    /// auto, cpu, cuda or cuda:N.
+    /// auto, cpu, cuda, cuda:N, or a comma-separated list (one replica each).
     #[arg(long, default_value = "auto")]
     device: String,
     /// auto, f32, f16 or bf16.
@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
 
     let mut options = Options::default()
-        .with_device(args.device.parse::<Device>()?)
+        .with_devices(rembed::parse_devices(&args.device)?)
         .with_precision(args.dtype.parse::<Precision>()?);
     if let Some(tokens) = args.max_batch_tokens {
         options = options.with_max_batch_tokens(tokens);
@@ -95,7 +95,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!(
         "model={} device={:?} dtype={:?} texts={} tokens={} truncated={} seconds={:.3} tokens/s={:.0}",
         embedder.spec().name,
-        embedder.device(),
+        embedder.devices(),
         embedder.dtype(),
         texts.len(),
         result.tokens,

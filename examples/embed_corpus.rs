@@ -34,7 +34,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rembed::job::{self, JobConfig, Shard};
-use rembed::{Device, Embedder, Options, Precision};
+use rembed::{Embedder, Options, Precision};
 
 #[derive(Parser)]
 #[command(
@@ -86,7 +86,7 @@ struct RunArgs {
     /// (Slurm array).
     #[arg(long)]
     shard: Option<String>,
-    /// auto, cpu, cuda or cuda:N.
+    /// auto, cpu, cuda, cuda:N, or a comma-separated list (one replica each).
     #[arg(long, default_value = "auto")]
     device: String,
     /// auto, f32, f16 or bf16.
@@ -125,7 +125,7 @@ fn main() -> anyhow::Result<ExitCode> {
     };
     let shard = Shard::from_env(args.shard.as_deref())?;
     let mut options = Options::default()
-        .with_device(args.device.parse::<Device>()?)
+        .with_devices(rembed::parse_devices(&args.device)?)
         .with_precision(args.dtype.parse::<Precision>()?);
     if let Some(dim) = args.dim {
         options = options.with_dim(dim);

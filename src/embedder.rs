@@ -466,7 +466,7 @@ impl Embedder {
         &self,
         tokens: Vec<Tokens>,
         keep_going: bool,
-        per_batch: &(dyn Fn(&Replica, &Tensor, &ModelInput) -> candle_core::Result<Vec<T>> + Sync),
+        per_batch: &PerBatch<'_, T>,
     ) -> Result<Batches<T>> {
         let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
         let truncated = tokens.iter().filter(|t| t.truncated).count();
@@ -504,6 +504,11 @@ impl Embedder {
         self.post.apply(&pooled)
     }
 }
+
+/// What [`Embedder::run_batches`] does with one batch's hidden states `(B, L, H)` on the replica
+/// that computed them: one value per row.
+pub(crate) type PerBatch<'a, T> =
+    dyn Fn(&Replica, &Tensor, &ModelInput) -> candle_core::Result<Vec<T>> + Sync + 'a;
 
 /// What [`Embedder::run_batches`] produced.
 pub(crate) struct Batches<T> {
