@@ -55,7 +55,7 @@ pub(crate) fn run<T>(
         Err(error) => error,
     };
     if is_oom(&error) && batch.len() > 1 {
-        tracing::debug!(
+        tracing::info!(
             inputs = batch.len(),
             "device out of memory; halving the batch"
         );

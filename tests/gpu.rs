@@ -14,7 +14,7 @@ mod common;
 
 use candle_core::{DType, Tensor};
 use common::{assert_rows_close, assert_same_rows, fixture, one_at_a_time, reference};
-use rembed::{Device, Embedder, Error, Options, Precision, Role};
+use rembed::{Device, Embedder, Error, Options, Precision};
 
 const FIXTURES: [&str; 6] = [
     "bert-mean",
@@ -190,89 +190,101 @@ fn hog(device: &candle_core::Device, leave: u64) -> Vec<Tensor> {
     held
 }
 
-#[test]
-fn out_of_memory_halves_for_real_and_matches_the_unconstrained_run() {
-    // f32, so that the halved batches can be held to the same rows as the whole one.
-    let embedder = load(
-        "qwen3",
+/// Qwen3-Embedding-0.6B's architecture with random weights in f32: big enough that a batch
+/// needs gigabytes (attention scores grow with the square of the length), small enough to leave
+/// most of the device to squeeze. No budget limit, so a whole workload is one batch.
+fn big_model() -> Embedder {
+    Embedder::random_weights(
+        "qwen3-embedding-0.6b",
+        0,
         cuda()
             .with_precision(Precision::F32)
-            .with_max_batch_tokens(1 << 20),
-    );
-    let device = embedder.device().clone();
-    let texts = long_texts(512);
-    let unconstrained = embedder.embed_partial(&texts, Role::Document).unwrap();
-    assert_eq!(unconstrained.splits, 0);
-    let tokens = unconstrained.tokens as u64;
+            .with_max_batch_tokens(1 << 24),
+    )
+    .unwrap()
+}
 
-    // The run's working set is unknown here, so memory is squeezed step by step until the batch
-    // no longer fits whole; each step must still produce every row.
-    let mut halved = None;
-    for leave_per_token in [4096u64, 2048, 1024, 512, 256, 128, 64] {
-        let held = hog(&device, leave_per_token * tokens);
-        let run = embedder.embed_partial(&texts, Role::Document);
+/// `count` inputs of `len` token ids each.
+fn ids(count: usize, len: usize) -> Vec<Vec<u32>> {
+    (0..count)
+        .map(|i| {
+            (0..len)
+                .map(|t| 1000 + ((i * 7919 + t * 104_729) % 100_000) as u32)
+                .collect()
+        })
+        .collect()
+}
+
+const GIB: u64 = 1 << 30;
+
+#[test]
+fn out_of_memory_halves_for_real_and_matches_the_unconstrained_run() {
+    let embedder = big_model();
+    let device = embedder.device().clone();
+    // 64 x 1024 tokens: 16 heads x 1024^2 x 4 bytes = 4 GiB of f32 scores per layer at once.
+    let inputs = ids(64, 1024);
+    let unconstrained = embedder.embed_token_ids(&inputs).unwrap();
+
+    // The working set is not known exactly, so memory is squeezed step by step until the batch
+    // no longer fits whole; every step must still give every row, equal to the whole batch's.
+    let mut halved = false;
+    for leave in [16 * GIB, 8 * GIB, 4 * GIB, 2 * GIB, GIB, GIB / 2] {
+        let held = hog(&device, leave);
+        let log = common::CapturedLog::default();
+        let run = log.capture(|| embedder.embed_token_ids(&inputs));
         drop(held);
-        let run = run.unwrap_or_else(|e| panic!("{leave_per_token} B/token: {e}"));
-        assert!(run.failures.is_empty(), "{:?}", run.failures);
-        assert_same_rows(
-            "after halving",
-            &run.embeddings,
-            &unconstrained.embeddings,
-            0.99999,
+        let run = run.unwrap_or_else(|e| panic!("{} GiB left: {e}", leave as f64 / GIB as f64));
+        assert_same_rows("after halving", &run, &unconstrained, 0.99999);
+        let splits = log.text().matches("halving the batch").count();
+        eprintln!(
+            "{:.1} GiB left: {splits} halvings",
+            leave as f64 / GIB as f64
         );
-        eprintln!("{leave_per_token} B/token left: {} splits", run.splits);
-        if run.splits > 0 {
-            halved = Some(run.splits);
+        if splits > 0 {
+            halved = true;
             break;
         }
     }
-    assert!(halved.is_some(), "memory never got scarce enough to halve");
+    assert!(halved, "memory never got scarce enough to halve");
 
-    // The device is still usable afterwards.
-    let again = embedder.embed(&texts[..8]).unwrap();
+    // The device is still usable afterwards, with nothing held back.
+    let again = embedder.embed_token_ids(&inputs[..4]).unwrap();
     assert_same_rows(
         "after recovery",
         &again,
-        &unconstrained
-            .embeddings
-            .slice(ndarray::s![..8, ..])
-            .to_owned(),
+        &unconstrained.slice(ndarray::s![..4, ..]).to_owned(),
         0.99999,
     );
 }
 
 #[test]
 fn a_single_input_that_cannot_fit_is_out_of_memory_with_its_index() {
-    let embedder = load("qwen3", cuda().with_precision(Precision::F32));
+    let embedder = big_model();
     let device = embedder.device().clone();
-    let mut texts = vec!["short".to_string(); 3];
-    texts.insert(2, long_texts(200).pop().unwrap().repeat(8));
-    let tokens = embedder.count_tokens(&texts).unwrap();
-    embedder.embed(&texts).unwrap(); // kernels loaded before memory gets scarce
+    // One input of 16,384 tokens: 16 GiB of f32 attention scores per layer, alone.
+    let mut inputs = ids(3, 16);
+    inputs.insert(1, ids(1, 16_384).remove(0));
+    embedder.embed_token_ids(&inputs[..1]).unwrap(); // kernels loaded before memory is scarce
 
-    let held = hog(&device, 64 * 1024);
-    let result = embedder.embed(&texts[2..3]);
+    let held = hog(&device, 2 * GIB);
+    let result = embedder.embed_token_ids(&inputs);
     drop(held);
     match result {
         Err(Error::OutOfMemory {
             index,
-            tokens: count,
+            tokens,
             reason,
         }) => {
             eprintln!("out-of-memory error text: {reason}");
-            assert_eq!((index, count), (0, tokens[2]));
+            assert_eq!((index, tokens), (1, 16_384));
             assert!(rembed::is_oom(&candle_core::Error::Msg(reason)));
         }
         other => panic!("expected Error::OutOfMemory, got {other:?}"),
     }
 
-    // keep_going: the other inputs still come back, and the device works afterwards.
-    let held = hog(&device, 64 * 1024);
-    let partial = embedder.embed_partial(&texts, Role::Document);
-    drop(held);
-    let partial = partial.unwrap();
-    assert!(partial.failures.iter().all(|f| f.out_of_memory));
-    assert!(partial.failures.iter().any(|f| f.index == 2));
-    let after = embedder.embed(&texts).unwrap();
-    assert!(after.iter().all(|v| v.is_finite()));
+    // The other inputs go through afterwards, and the device works.
+    let rest = embedder
+        .embed_token_ids(&[inputs[0].clone(), inputs[2].clone()])
+        .unwrap();
+    assert!(rest.iter().all(|v| v.is_finite()));
 }
