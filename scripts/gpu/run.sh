@@ -7,8 +7,11 @@
 #   scripts/gpu/run.sh check-8b  Qwen3-Embedding-8B's architecture with seeded random weights:
 #                                rembed bf16 against transformers bf16 on the same weights and token
 #                                ids, 256 inputs of mixed length; per-row cosine >= 0.99
-#   scripts/gpu/run.sh bench     rembed and transformers (sdpa, and flash_attention_2 where it is
-#                                importable) on the issue's workloads; rows into BENCHMARKS.md
+#   scripts/gpu/run.sh bench [MODEL...]
+#                                rembed and transformers (sdpa, and flash_attention_2 where it is
+#                                importable) on fixed:512 and mix; rows into BENCHMARKS.md (and
+#                                $OUT/rows.md). Default models: qwen3-embedding-8b bge-m3
+#                                nomic-embed-text-v1.5; name fewer to fit a device call's limit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
@@ -41,7 +44,10 @@ bench)
     : > "$results"
     attns=(sdpa)
     "$python" -c "import flash_attn" 2>/dev/null && attns+=(flash_attention_2)
-    for model in qwen3-embedding-8b bge-m3 nomic-embed-text-v1.5; do
+    shift
+    models=("$@")
+    [ ${#models[@]} -gt 0 ] || models=(qwen3-embedding-8b bge-m3 nomic-embed-text-v1.5)
+    for model in "${models[@]}"; do
         for workload in fixed:512 mix; do
             texts=2048; [ "$workload" = mix ] && texts=1536
             ids="$OUT/ids-$model-${workload%%:*}.json"
@@ -59,7 +65,7 @@ bench)
         | tee -a BENCHMARKS.md "$OUT/rows.md"
     ;;
 *)
-    sed -n '2,14p' "$0"
+    sed -n '2,17p' "$0"
     exit 2
     ;;
 esac
