@@ -71,7 +71,13 @@ impl ModelProvenance {
             max_length: spec.max_length,
             prompt: embedder.prompt(Role::Document).to_string(),
             dtype: embedder.dtype().as_str().to_string(),
-            device: format!("{:?}", embedder.device().location()).to_lowercase(),
+            // Every replica's device, comma-separated.
+            device: embedder
+                .devices()
+                .iter()
+                .map(|d| format!("{:?}", d.location()).to_lowercase())
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 
