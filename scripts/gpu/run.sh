@@ -20,21 +20,29 @@ mkdir -p "$OUT"
 for bin in gpu-tests bench; do
     [ -x ".gpu/$bin" ] || { gunzip -kf ".gpu/$bin.gz" && chmod +x ".gpu/$bin"; }
 done
-run() { GPU_RUN_QUIET=1 .gpu/gpu-run.sh "$@"; }
+# Overrides for a dry run of this script elsewhere (GPU_RUNNER=env DEVICE=cpu): the runner that
+# finds the CUDA libraries, the device, the model and size of the full-size check, and the
+# inputs per benchmark workload.
+runner="${GPU_RUNNER:-.gpu/gpu-run.sh}"
+run() { GPU_RUN_QUIET=1 $runner "$@"; }
 python="${PYTHON:-python3}"
+device="${DEVICE:-cuda}"
+check_model="${CHECK_MODEL:-qwen3-embedding-8b}"
+check_texts="${CHECK_TEXTS:-256}"
 
 case "${1:-}" in
 tests)
-    .gpu/gpu-run.sh .gpu/gpu-tests --test-threads=1 --nocapture 2>&1 | tee "$OUT/gpu-tests.log"
+    $runner .gpu/gpu-tests --test-threads=1 --nocapture 2>&1 | tee "$OUT/gpu-tests.log"
     ;;
 check-8b)
-    dir=/tmp/qwen3-8b-random
-    run .gpu/bench --random-weights qwen3-embedding-8b --workload mix --texts 256 --seed 1 \
-        --device cuda --save-ids "$OUT/ids-8b.json" | tee "$OUT/check-8b.log"
-    "$python" scripts/bench_transformers.py --random-weights qwen3-embedding-8b --ids "$OUT/ids-8b.json" \
-        --device cuda --dtype bf16 --write-model "$dir" --save-embeddings "$OUT/transformers-8b.npy" \
-        | tee -a "$OUT/check-8b.log"
-    run .gpu/bench --model "$dir" --workload "ids:$OUT/ids-8b.json" --device cuda \
+    dir="/tmp/$check_model-random"
+    run .gpu/bench --random-weights "$check_model" --workload mix --texts "$check_texts" --seed 1 \
+        --device "$device" --save-ids "$OUT/ids-8b.json" | tee "$OUT/check-8b.log"
+    dtype=bf16; [ "$device" = cpu ] && dtype=f32
+    "$python" scripts/bench_transformers.py --random-weights "$check_model" --ids "$OUT/ids-8b.json" \
+        --device "$device" --dtype "$dtype" --write-model "$dir" \
+        --save-embeddings "$OUT/transformers-8b.npy" | tee -a "$OUT/check-8b.log"
+    run .gpu/bench --model "$dir" --workload "ids:$OUT/ids-8b.json" --device "$device" \
         --save-embeddings "$OUT/rembed-8b.npy" | tee -a "$OUT/check-8b.log"
     "$python" scripts/compare_embeddings.py "$OUT/rembed-8b.npy" "$OUT/transformers-8b.npy" \
         --min-cos 0.99 | tee -a "$OUT/check-8b.log"
@@ -49,14 +57,14 @@ bench)
     [ ${#models[@]} -gt 0 ] || models=(qwen3-embedding-8b bge-m3 nomic-embed-text-v1.5)
     for model in "${models[@]}"; do
         for workload in fixed:512 mix; do
-            texts=2048; [ "$workload" = mix ] && texts=1536
+            texts="${BENCH_TEXTS:-2048}"; [ "$workload" = mix ] && texts="${BENCH_MIX_TEXTS:-1536}"
             ids="$OUT/ids-$model-${workload%%:*}.json"
             run .gpu/bench --random-weights "$model" --workload "$workload" --texts "$texts" \
-                --device cuda --price-per-hour "${PRICE_PER_HOUR:-2.5}" --save-ids "$ids" \
+                --device "$device" --price-per-hour "${PRICE_PER_HOUR:-2.5}" --save-ids "$ids" \
                 | tail -1 | tee -a "$results"
             for attn in "${attns[@]}"; do
                 "$python" scripts/bench_transformers.py --random-weights "$model" --ids "$ids" \
-                    --workload "$workload" --device cuda --dtype bf16 --attn "$attn" \
+                    --workload "$workload" --device "$device" --dtype bf16 --attn "$attn" \
                     --price-per-hour "${PRICE_PER_HOUR:-2.5}" | tail -1 | tee -a "$results"
             done
         done
