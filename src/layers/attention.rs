@@ -52,11 +52,17 @@ pub(crate) fn scaled_dot_product(
         let groups = q_heads / kv_heads;
         (repeat_kv(k, groups)?, repeat_kv(v, groups)?)
     };
-    let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?; // (B, H, Lq, L)
-    let scores = scores.broadcast_add(bias)?;
+    // The (B, H, Lq, L) score tensors are the largest of the forward pass. Each step replaces
+    // the previous one (an assignment drops the old tensor; shadowing would keep it alive), so
+    // at most the f32 scores and their softmax exist at once: 4 bytes x 2 per score, not 12.
+    let mut scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
+    scores = (scores * scale)?;
+    scores = scores.broadcast_add(bias)?;
     // Softmax in f32: bf16 sums over thousands of keys lose the small weights.
-    let probs =
-        candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(q.dtype())?;
+    scores = scores.to_dtype(DType::F32)?;
+    scores = candle_nn::ops::softmax_last_dim(&scores)?;
+    let probs = scores.to_dtype(q.dtype())?;
+    drop(scores);
     probs.matmul(&v.contiguous()?)
 }
 
