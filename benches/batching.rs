@@ -1,4 +1,4 @@
-//! Tokenization and batch planning of the sample input with all-MiniLM-L6-v2's tokenizer.
+//! Tokenization of the sample input with all-MiniLM-L6-v2's tokenizer.
 //!
 //! ```sh
 //! python3 scripts/seed_hub_cache.py target/hub-cache   # where the hub is unreachable
@@ -6,7 +6,7 @@
 //! ```
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rembed::{plan_batches, Device, Embedder, Options};
+use rembed::{Device, Embedder, Options, Request};
 
 fn sample() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.txt");
@@ -26,10 +26,11 @@ fn tokenize_and_plan(c: &mut Criterion) {
     .expect("all-minilm-l6-v2 in the hub cache (scripts/seed_hub_cache.py)");
     let mut group = c.benchmark_group("batching");
     group.throughput(Throughput::Elements(texts.len() as u64));
-    group.bench_function("tokenize_and_plan/all-minilm-l6-v2/sample", |b| {
+    group.bench_function("tokenize/all-minilm-l6-v2/sample", |b| {
         b.iter(|| {
-            let lengths = embedder.count_tokens(&texts).expect("tokenize");
-            plan_batches(&lengths, 16_384)
+            embedder
+                .tokenize(&texts, &Request::documents())
+                .expect("tokenize")
         })
     });
     group.finish();

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use rembed::{gpu_memory, parse_devices, Embedder, Options, Precision, Role};
+use rembed::{gpu_memory, parse_devices, Embedder, Options, Precision, Request, TokenIds};
 
 #[derive(Parser)]
 struct Args {
@@ -90,42 +90,49 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| path.display().to_string())?;
         }
     }
-    let lengths = match &inputs {
+    let lengths: Vec<usize> = match &inputs {
         Inputs::Ids(ids) => ids.iter().map(Vec::len).collect(),
-        Inputs::Texts(texts) => embedder.count_tokens(texts)?,
+        Inputs::Texts(texts) => embedder
+            .tokenize(texts, &Request::documents())?
+            .iter()
+            .map(Vec::len)
+            .collect(),
     };
     let tokens: usize = lengths.iter().sum();
     let run = |inputs: &Inputs| match inputs {
-        Inputs::Ids(ids) => embedder.embed_token_ids(ids),
+        Inputs::Ids(ids) => embedder
+            .embed_with(&TokenIds(ids), &Request::default())
+            .map(|e| e.dense),
         Inputs::Texts(texts) => embedder.embed(texts),
     };
 
     // Warm-up: kernels compiled and loaded, memory pool grown, on the longest inputs.
     let warmup = inputs.longest(16, &lengths);
     run(&warmup)?;
-    let device = embedder.device().clone();
-    device.synchronize()?;
-    gpu_memory::reset_peak(&device);
+    // Rows come back to the host, so the device has finished when a call returns.
+    gpu_memory::reset_peak(&embedder);
     let start = Instant::now();
     let embeddings = run(&inputs)?;
-    device.synchronize()?;
     let seconds = start.elapsed().as_secs_f64();
-    let peak = gpu_memory::usage(&device).map(|m| m.peak);
+    let peak = gpu_memory::usage(&embedder)
+        .into_iter()
+        .flatten()
+        .map(|m| m.peak)
+        .max();
     let finite = embeddings.iter().all(|v| v.is_finite());
     if let Some(path) = &args.save_embeddings {
         ndarray_npy::write_npy(path, &embeddings).with_context(|| path.display().to_string())?;
     }
 
     let tokens_per_s = tokens as f64 / seconds;
-    let flop = embedder
-        .flops()
-        .map(|f| lengths.iter().map(|&l| f.per_sequence(l)).sum::<f64>());
-    let gpu = gpu_memory::device_name(&device);
+    let flops = embedder.flops();
+    let flop = Some(lengths.iter().map(|&l| flops.per_sequence(l)).sum::<f64>());
+    let gpu = gpu_memory::device_names(&embedder)
+        .into_iter()
+        .flatten()
+        .next();
     let peak_tflops = args.peak_tflops.or_else(|| {
-        let half = matches!(
-            embedder.dtype(),
-            candle_core::DType::BF16 | candle_core::DType::F16
-        );
+        let half = matches!(embedder.precision(), Precision::BF16 | Precision::F16);
         let hopper = gpu
             .as_deref()
             .is_some_and(|n| n.contains("H100") || n.contains("H200"));
@@ -146,7 +153,7 @@ fn main() -> anyhow::Result<()> {
         "workload": args.workload,
         "device": gpu.clone().unwrap_or_else(|| format!("{:?}", embedder.devices())),
         "replicas": embedder.devices().len(),
-        "dtype": format!("{:?}", embedder.dtype()).to_lowercase(),
+        "dtype": embedder.precision().as_str(),
         "max_batch_tokens": args.max_batch_tokens,
         "texts": lengths.len(),
         "tokens": tokens,
@@ -204,9 +211,7 @@ impl Inputs {
 
 fn workload(args: &Args, embedder: &Embedder) -> anyhow::Result<Inputs> {
     let max_length = embedder.spec().max_length;
-    let vocab = embedder
-        .vocab_size()
-        .unwrap_or_else(|| embedder.tokenizer().get_vocab_size(true)) as u64;
+    let vocab = embedder.vocab_size() as u64;
     let mut rng = SplitMix(args.seed);
     let synthetic = |lengths: Vec<usize>, rng: &mut SplitMix| -> Inputs {
         // Ids above the first thousand avoid special tokens in every registry vocabulary.
@@ -255,7 +260,9 @@ fn workload(args: &Args, embedder: &Embedder) -> anyhow::Result<Inputs> {
         let texts: Vec<String> = lines.iter().cycle().take(args.texts).cloned().collect();
         // Token ids too, so that --save-ids hands PyTorch exactly what rembed embeds.
         if args.save_ids.is_some() {
-            return Ok(Inputs::Ids(embedder.token_ids(&texts, Role::Document)?));
+            return Ok(Inputs::Ids(
+                embedder.tokenize(&texts, &Request::documents())?,
+            ));
         }
         return Ok(Inputs::Texts(texts));
     }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 use ndarray::Array2;
-use rembed::{Embedder, Options, Precision, Role};
+use rembed::{Embedder, Options, Precision, Request};
 
 #[derive(Parser)]
 #[command(about = "Embed one text per line with a rembed model")]
@@ -83,20 +83,20 @@ fn main() -> anyhow::Result<()> {
     let texts: Vec<&str> = text.lines().collect();
 
     let start = Instant::now();
-    let role = if args.query {
-        Role::Query
+    let request = if args.query {
+        Request::queries()
     } else {
-        Role::Document
+        Request::documents()
     };
-    let result = embedder.embed_partial(&texts, role)?;
+    let result = embedder.embed_with(&texts, &request.keep_going(true))?;
     let seconds = start.elapsed().as_secs_f64();
 
-    write_output(&result.embeddings, args.output.as_ref())?;
+    write_output(&result.dense, args.output.as_ref())?;
     eprintln!(
-        "model={} device={:?} dtype={:?} texts={} tokens={} truncated={} seconds={:.3} tokens/s={:.0}",
+        "model={} device={:?} dtype={} texts={} tokens={} truncated={} seconds={:.3} tokens/s={:.0}",
         embedder.spec().name,
         embedder.devices(),
-        embedder.dtype(),
+        embedder.precision().as_str(),
         texts.len(),
         result.tokens,
         result.truncated,

@@ -1,100 +1,14 @@
-//! From texts to padded batches: parallel tokenization with truncation, length sorting and
-//! token-budget batching.
+//! From tokenized inputs to padded batches: length sorting and token-budget batching.
 
 use candle_core::{Device, Tensor};
-use rayon::prelude::*;
-use tokenizers::Tokenizer;
 
-use crate::error::{Error, Result};
-use crate::models::ModelInput;
-
-/// One tokenized input.
-#[derive(Debug, Clone)]
-pub(crate) struct Tokens {
-    pub ids: Vec<u32>,
-    /// Whether the text was cut at the model's max length.
-    pub truncated: bool,
-}
-
-/// Tokenizes every text in parallel with the tokenizer's truncation (set up at load time), and
-/// appends `append_id` where a model needs an end token its tokenizer does not add.
-pub(crate) fn tokenize<S: AsRef<str> + Sync>(
-    tokenizer: &Tokenizer,
-    texts: &[S],
-    prompt: &str,
-    append_id: Option<u32>,
-    model: &str,
-) -> Result<Vec<Tokens>> {
-    texts
-        .par_iter()
-        .enumerate()
-        .map(|(index, text)| {
-            let text: std::borrow::Cow<str> = if prompt.is_empty() {
-                text.as_ref().into()
-            } else {
-                format!("{prompt}{}", text.as_ref()).into()
-            };
-            let encoding = tokenizer
-                .encode(text.as_ref(), true)
-                .map_err(|e| Error::Tokenizer {
-                    model: model.to_string(),
-                    reason: format!("input {index}: {e}"),
-                })?;
-            let mut ids = encoding.get_ids().to_vec();
-            ids.extend(append_id);
-            Ok(Tokens {
-                truncated: was_truncated(&encoding, &text),
-                ids,
-            })
-        })
-        .collect()
-}
-
-/// Whether truncation cut `text`. The overflow alone does not tell: tokenizers stops early at
-/// the truncation length and may report no overflow, notably when the template adds no special
-/// tokens. So the text must also be covered up to its last non-blank character by the offsets
-/// of the encoding's non-special tokens.
-fn was_truncated(encoding: &tokenizers::Encoding, text: &str) -> bool {
-    if !encoding.get_overflowing().is_empty() {
-        return true;
-    }
-    let covered = encoding
-        .get_offsets()
-        .iter()
-        .zip(encoding.get_special_tokens_mask())
-        .filter(|(_, &special)| special == 0)
-        .map(|(&(_, end), _)| end)
-        .max()
-        .unwrap_or(0);
-    text.get(covered..)
-        .is_some_and(|rest| !rest.trim().is_empty())
-}
-
-/// The id of `token` when the tokenizer's template does not already end every input with it
-/// (so rembed must append it), `None` when it does. A model whose last-token pooling reads the
-/// end token would otherwise pool an arbitrary word: the check is made once, at load.
-pub(crate) fn missing_end_token(
-    tokenizer: &Tokenizer,
-    token: &str,
-    model: &str,
-) -> Result<Option<u32>> {
-    let id = tokenizer
-        .token_to_id(token)
-        .ok_or_else(|| Error::Tokenizer {
-            model: model.to_string(),
-            reason: format!("the vocabulary has no `{token}`, which the model's inputs end with"),
-        })?;
-    let probe = tokenizer.encode("a", true).map_err(|e| Error::Tokenizer {
-        model: model.to_string(),
-        reason: e.to_string(),
-    })?;
-    Ok((probe.get_ids().last() != Some(&id)).then_some(id))
-}
+use crate::models::encoder::ModelInput;
+use crate::tokenize::Tokens;
 
 /// Groups input indices into batches: longest first, each batch's padded size
 /// (`rows × longest row`) within `max_batch_tokens`. An input longer than the budget gets a
 /// batch of its own. Sorting keeps padding, and so wasted compute, small.
-pub fn plan_batches(lengths: &[usize], max_batch_tokens: usize) -> Vec<Vec<usize>> {
+pub(crate) fn plan_batches(lengths: &[usize], max_batch_tokens: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
     let mut batches: Vec<Vec<usize>> = Vec::new();

@@ -1,4 +1,4 @@
-//! The crate's error type and the one place that decides what counts as out-of-memory.
+//! The crate's error type.
 
 use std::path::PathBuf;
 
@@ -141,17 +141,17 @@ pub enum Error {
     /// Occurs when a task instruction is given to a model whose queries take none (it has no
     /// `query_template`).
     #[error(
-        "model `{model}` takes no task instruction; use embed_with_prompt for a free-form prompt"
+        "model `{model}` takes no task instruction (it has no query_template); use Prompt::Text for a free-form prompt"
     )]
     UnsupportedTask {
         /// The model name.
         model: String,
     },
 
-    /// Occurs when bge-m3's sparse or ColBERT output is asked for but the head's weights are not
-    /// in the model directory as safetensors (bge-m3 publishes them as pickle `.pt` files, which
-    /// rembed never loads; see `Embedder::embed_all` for the one-line conversion).
-    #[error("model `{model}` has no `{file}`: convert bge-m3's `{pickle}` to safetensors (see Embedder::embed_all)")]
+    /// Occurs when sparse or ColBERT output is asked for but the head's weights are not in the
+    /// model directory as safetensors (bge-m3 publishes them as pickle `.pt` files, which rembed
+    /// never loads; the README shows the one-line conversion).
+    #[error("model `{model}` has no `{file}`: convert its `{pickle}` to safetensors (see the README, \"bge-m3\")")]
     MissingHead {
         /// The model name.
         model: String,
@@ -159,6 +159,24 @@ pub enum Error {
         file: String,
         /// The published pickle file it is converted from.
         pickle: String,
+    },
+
+    /// Occurs when the model produces a vector that is not finite (NaN or infinity) for an input:
+    /// f16 overflow on a large model, or broken weights. Retrying in bf16 or f32 usually helps.
+    #[error("input {index} ({tokens} tokens): the model produced a vector that is not finite (NaN or infinity); f16 can overflow on large models (use bf16 or f32), or the weights are broken")]
+    NotFinite {
+        /// Position of the input in the caller's slice.
+        index: usize,
+        /// Its token count after truncation.
+        tokens: usize,
+    },
+
+    /// Occurs when rembed breaks one of its own invariants (an input neither embedded nor
+    /// reported failed). A bug: please report it with the message.
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
     },
 
     /// Occurs when the tensor library fails (shape mismatch in a checkpoint, kernel failure).
@@ -174,36 +192,9 @@ fn suggest(suggestions: &[String]) -> String {
     }
 }
 
-/// Whether a tensor-library error means the device ran out of memory.
-///
-/// The one place that knows how out-of-memory looks: candle reports CUDA allocation failures as
-/// `DriverError(CUDA_ERROR_OUT_OF_MEMORY, "out of memory")` inside its CUDA error variants,
-/// cuBLAS a workspace it cannot allocate as `CublasError(CUBLAS_STATUS_ALLOC_FAILED)`, and CPU
-/// allocation failures abort the process, so matching the message is all there is.
-pub fn is_oom(error: &candle_core::Error) -> bool {
-    // Display walks every context and backtrace wrapper, so the driver's code is always in it.
-    let text = error.to_string().to_ascii_lowercase();
-    text.contains("out_of_memory")
-        || text.contains("out of memory")
-        || text.contains("alloc_failed")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recognises_cuda_out_of_memory_messages() {
-        let driver = "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")";
-        assert!(is_oom(&candle_core::Error::Msg(driver.into())));
-        let wrapped = candle_core::Error::Msg(driver.into()).context("while running layer 3");
-        assert!(is_oom(&wrapped));
-        let cublas = "CublasError(CUBLAS_STATUS_ALLOC_FAILED)";
-        assert!(is_oom(&candle_core::Error::Msg(cublas.into())));
-        assert!(!is_oom(&candle_core::Error::Msg(
-            "shape mismatch in matmul".into()
-        )));
-    }
 
     #[test]
     fn unknown_model_lists_suggestions() {

@@ -6,7 +6,7 @@
 //! width` per token and layer, half of it for causal models whose masked half is waste).
 //! Embedding lookups, norms, activations and padding cost time but count nothing.
 
-use crate::models::Architecture;
+use crate::models::shape::Shape;
 
 /// What one forward pass of a model costs per token.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,40 +23,28 @@ pub struct FlopCount {
 }
 
 impl FlopCount {
-    /// From `config.json`; `None` when a field it needs is missing.
-    pub(crate) fn from_config(
-        architecture: Architecture,
-        config: &serde_json::Value,
-    ) -> Option<Self> {
-        let field = |names: &[&str]| names.iter().find_map(|n| config.get(*n)?.as_u64());
-        let hidden = field(&["hidden_size", "n_embd"])?;
-        let layers = field(&["num_hidden_layers", "n_layer"])?;
-        let heads = field(&["num_attention_heads", "n_head"])?;
-        let inner = field(&["intermediate_size", "n_inner"]).unwrap_or(4 * hidden);
-        let (per_layer, width, causal) = match architecture {
-            Architecture::Bert | Architecture::XlmRoberta => {
-                (4 * hidden * hidden + 2 * hidden * inner, hidden, false)
-            }
-            // Fused q/k/v and output, then SwiGLU's two input matrices and one output matrix.
-            Architecture::NomicBert => (4 * hidden * hidden + 3 * hidden * inner, hidden, false),
-            Architecture::Qwen3 => {
-                let head_dim = field(&["head_dim"]).unwrap_or(hidden / heads);
-                let kv_heads = field(&["num_key_value_heads"]).unwrap_or(heads);
-                let q_and_o = 2 * hidden * heads * head_dim;
-                let k_and_v = 2 * hidden * kv_heads * head_dim;
-                (
-                    q_and_o + k_and_v + 3 * hidden * inner,
-                    heads * head_dim,
-                    true,
-                )
-            }
-        };
-        Some(Self {
-            matrix_weights: per_layer * layers,
+    /// From a network's sizes. Every architecture has its q/k/v and output projections
+    /// (`heads * head_dim` wide for queries and output, `kv_heads * head_dim` for keys and
+    /// values) and a feed-forward block; a gated one (SwiGLU: NomicBert, Qwen3) has three
+    /// matrices where BERT's has two.
+    pub(crate) fn new(shape: &Shape, gated: bool, causal: bool) -> Self {
+        let [hidden, heads, kv_heads, head_dim, inner, layers] = [
+            shape.hidden,
+            shape.heads,
+            shape.kv_heads,
+            shape.head_dim,
+            shape.intermediate,
+            shape.layers,
+        ]
+        .map(|v| v as u64);
+        let attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim;
+        let feed_forward = if gated { 3 } else { 2 } * hidden * inner;
+        Self {
+            matrix_weights: (attention + feed_forward) * layers,
             layers,
-            attention_width: width,
+            attention_width: heads * head_dim,
             causal,
-        })
+        }
     }
 
     /// FLOPs of one input of `tokens` tokens.
@@ -73,12 +61,15 @@ impl FlopCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::Config;
     use crate::registry::Registry;
 
     fn count(name: &str) -> FlopCount {
         let registry = Registry::builtin();
         let spec = registry.find(name).unwrap();
-        FlopCount::from_config(spec.architecture, spec.config.as_ref().unwrap()).unwrap()
+        let path = std::path::Path::new("models.toml");
+        let config = Config::parse(spec.config.as_ref().unwrap(), path, name).unwrap();
+        FlopCount::new(&config.shape().unwrap(), config.gated(), config.causal())
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! memory, with none of the sampling error of polling `nvidia-smi`. Without the `cuda` feature,
 //! or on the CPU, every function returns `None`.
 
+use crate::embedder::Embedder;
+
 /// Memory figures of one device, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -17,19 +19,21 @@ pub struct MemoryUsage {
     pub peak: u64,
 }
 
-/// The device's memory now and the pool's peak; `None` for the CPU or without `cuda`.
-pub fn usage(device: &candle_core::Device) -> Option<MemoryUsage> {
-    imp::usage(device)
+/// Each of the embedder's devices' memory now and its pool's peak, in [`Embedder::devices`]
+/// order; `None` for the CPU or without `cuda`.
+pub fn usage(embedder: &Embedder) -> Vec<Option<MemoryUsage>> {
+    embedder.candle_devices().map(imp::usage).collect()
 }
 
-/// The device's product name (`NVIDIA H100 80GB HBM3`); `None` for the CPU or without `cuda`.
-pub fn device_name(device: &candle_core::Device) -> Option<String> {
-    imp::device_name(device)
+/// Each of the embedder's devices' product name (`NVIDIA H100 80GB HBM3`); `None` for the CPU
+/// or without `cuda`.
+pub fn device_names(embedder: &Embedder) -> Vec<Option<String>> {
+    embedder.candle_devices().map(imp::device_name).collect()
 }
 
-/// Starts a new peak measurement from the memory in use now.
-pub fn reset_peak(device: &candle_core::Device) {
-    imp::reset_peak(device)
+/// Starts a new peak measurement on every device of the embedder from the memory in use now.
+pub fn reset_peak(embedder: &Embedder) {
+    embedder.candle_devices().for_each(imp::reset_peak)
 }
 
 #[cfg(feature = "cuda")]

@@ -1,7 +1,8 @@
 //! Recursive batch halving on device out-of-memory: a batch that does not fit is split in two
 //! and each half retried, down to a single input, which then fails with its index.
 
-use crate::error::{is_oom, Error, Result};
+use crate::error::{Error, Result};
+use crate::oom::is_oom;
 
 /// An input that could not be embedded, when the caller asked to keep going.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,10 +12,23 @@ pub struct Failure {
     pub index: usize,
     /// Its token count after truncation.
     pub tokens: usize,
-    /// Why it failed.
+    /// Why it failed, in words.
     pub reason: String,
-    /// Whether it failed because it did not fit in device memory even alone.
-    pub out_of_memory: bool,
+    /// Why it failed, as a kind.
+    pub kind: FailureKind,
+}
+
+/// What made an input fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// It did not fit in device memory even alone.
+    OutOfMemory,
+    /// The model produced a vector that is not finite (NaN or infinity): f16 overflow, or
+    /// broken weights.
+    NotFinite,
+    /// The forward pass of its batch failed otherwise.
+    Failed,
 }
 
 /// What a run of batches produced.
@@ -35,19 +49,24 @@ impl<T> Default for Outcome<T> {
     }
 }
 
+/// The forward pass of one batch (input indices) in a context (the replica it runs on): one
+/// value per row. The one shape a batch has from the embedder down to the device.
+pub(crate) type Forward<'a, C, T> = dyn Fn(&C, &[usize]) -> candle_core::Result<Vec<T>> + Sync + 'a;
+
 /// Runs `forward` on `batch` (input indices), halving on out-of-memory.
 ///
 /// Other errors are never retried: they are returned, or with `keep_going` recorded as a
 /// failure of every input of the batch. A single input that is out of memory gives
 /// [`Error::OutOfMemory`], or with `keep_going` a failure, and the other inputs go on.
-pub(crate) fn run<T>(
+pub(crate) fn run<C, T>(
+    context: &C,
     batch: &[usize],
     tokens: &dyn Fn(usize) -> usize,
-    forward: &dyn Fn(&[usize]) -> candle_core::Result<Vec<T>>,
+    forward: &Forward<'_, C, T>,
     keep_going: bool,
     outcome: &mut Outcome<T>,
 ) -> Result<()> {
-    let error = match forward(batch) {
+    let error = match forward(context, batch) {
         Ok(rows) => {
             outcome.rows.extend(batch.iter().copied().zip(rows));
             return Ok(());
@@ -61,8 +80,8 @@ pub(crate) fn run<T>(
         );
         outcome.splits += 1;
         let (first, second) = batch.split_at(batch.len() / 2);
-        run(first, tokens, forward, keep_going, outcome)?;
-        return run(second, tokens, forward, keep_going, outcome);
+        run(context, first, tokens, forward, keep_going, outcome)?;
+        return run(context, second, tokens, forward, keep_going, outcome);
     }
     let out_of_memory = is_oom(&error);
     if !keep_going {
@@ -81,7 +100,11 @@ pub(crate) fn run<T>(
         index,
         tokens: tokens(index),
         reason: reason.clone(),
-        out_of_memory,
+        kind: if out_of_memory {
+            FailureKind::OutOfMemory
+        } else {
+            FailureKind::Failed
+        },
     }));
     Ok(())
 }
@@ -89,7 +112,6 @@ pub(crate) fn run<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
 
     const LIMIT: usize = 100;
 
@@ -101,9 +123,9 @@ mod tests {
         batch: &[usize],
         keep_going: bool,
     ) -> (Result<()>, Outcome<usize>, usize) {
-        let calls = Cell::new(0);
-        let forward = |batch: &[usize]| {
-            calls.set(calls.get() + 1);
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let forward = |_: &(), batch: &[usize]| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let padded = batch.len() * batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
             if padded > LIMIT {
                 Err(candle_core::Error::Msg(
@@ -114,8 +136,15 @@ mod tests {
             }
         };
         let mut outcome = Outcome::default();
-        let result = run(batch, &|i| lengths[i], &forward, keep_going, &mut outcome);
-        (result, outcome, calls.get())
+        let result = run(
+            &(),
+            batch,
+            &|i| lengths[i],
+            &forward,
+            keep_going,
+            &mut outcome,
+        );
+        (result, outcome, calls.into_inner())
     }
 
     #[test]
@@ -160,22 +189,22 @@ mod tests {
         result.unwrap();
         assert_eq!(outcome.failures.len(), 1);
         assert_eq!(
-            (outcome.failures[0].index, outcome.failures[0].out_of_memory),
-            (1, true)
+            (outcome.failures[0].index, outcome.failures[0].kind),
+            (1, FailureKind::OutOfMemory)
         );
         assert_eq!(outcome.rows.len(), 3);
     }
 
     #[test]
     fn other_errors_are_never_retried() {
-        let calls = Cell::new(0);
-        let forward = |_: &[usize]| -> candle_core::Result<Vec<usize>> {
-            calls.set(calls.get() + 1);
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let forward = |_: &(), _: &[usize]| -> candle_core::Result<Vec<usize>> {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Err(candle_core::Error::Msg("shape mismatch".into()))
         };
         let mut outcome = Outcome::default();
-        let err = run(&[0, 1, 2, 3], &|_| 5, &forward, false, &mut outcome).unwrap_err();
+        let err = run(&(), &[0, 1, 2, 3], &|_| 5, &forward, false, &mut outcome).unwrap_err();
         assert!(matches!(err, Error::Candle(_)));
-        assert_eq!(calls.get(), 1);
+        assert_eq!(calls.into_inner(), 1);
     }
 }

@@ -28,7 +28,6 @@
 #![deny(missing_docs)]
 
 mod batch;
-mod bge_m3;
 pub mod chunk;
 mod device;
 mod embedder;
@@ -37,26 +36,34 @@ mod flops;
 pub mod gpu_memory;
 mod halving;
 mod hash;
+mod inputs;
 #[cfg(feature = "job")]
 pub mod job;
 mod layers;
 mod loader;
 mod long_text;
 mod models;
+mod oom;
 mod options;
+mod output;
 mod pooling;
 mod random_weights;
 mod registry;
 mod replicas;
+mod request;
+mod run;
+mod tokenize;
+mod weights;
 
-pub use batch::plan_batches;
-pub use bge_m3::{BgeM3Output, SparseEmbedding};
-pub use embedder::{Embedder, PartialEmbeddings, Role};
-pub use error::{is_oom, Error, Result};
+pub use embedder::Embedder;
+pub use error::{Error, Result};
 pub use flops::FlopCount;
-pub use halving::Failure;
-pub use long_text::LongEmbedding;
+pub use halving::{Failure, FailureKind};
+pub use inputs::{Inputs, TokenIds};
+pub use models::heads::SparseEmbedding;
 pub use models::Architecture;
 pub use options::{parse_devices, Device, Options, Precision};
+pub use output::{Chunks, Embeddings};
 pub use pooling::Pooling;
-pub use registry::{ModelSpec, Registry};
+pub use registry::{Conventions, ModelSpec, Registry};
+pub use request::{LongText, Prompt, Request};

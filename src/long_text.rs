@@ -1,112 +1,119 @@
-//! [`Embedder::embed_long`]: embedding a text longer than the model's max length as its chunks,
-//! so no part of it is silently truncated.
-
-use std::ops::Range;
+//! Texts longer than the model reads, embedded as chunks that each fit (see
+//! [`LongText::Chunks`](crate::LongText::Chunks)), so no part of a text is silently truncated.
 
 use ndarray::{Array1, Array2, Axis};
 
 use crate::chunk::{CountTokens, TextSplitter};
-use crate::embedder::Embedder;
 use crate::error::{Error, Result};
+use crate::halving::Failure;
+use crate::output::{Chunks, Embeddings};
+use crate::run::{self, Plan};
+use crate::tokenize::TextTokenizer;
 
-/// A long text embedded as consecutive chunks, each within the model's max length.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct LongEmbedding {
-    /// Byte range of each chunk in the text, in text order.
-    pub ranges: Vec<Range<usize>>,
-    /// One row per chunk, as [`Embedder::embed`] returns it.
-    pub embeddings: Array2<f32>,
-    /// Whether the model normalizes its vectors, and so whether [`LongEmbedding::mean`] does.
-    normalized: bool,
-}
+/// Splits every text into chunks that fit with `prompt` in front, embeds all chunks in one run
+/// and gives each text the mean of its chunk vectors (re-normalized when the model normalizes:
+/// the mean of unit vectors is shorter than 1, which would skew dot-product scores). Every
+/// chunk weighs the same, however short. An empty text is one empty chunk, as a plain call
+/// would embed it. A text fails if any of its chunks does.
+pub(crate) fn embed_chunked(
+    plan: &Plan<'_>,
+    tokenizer: &TextTokenizer,
+    texts: &[&str],
+    prompt: &str,
+    overlap_tokens: usize,
+) -> Result<Embeddings> {
+    if plan.sparse || plan.colbert {
+        return Err(Error::InvalidOption {
+            option: "long_text",
+            reason: "sparse and ColBERT outputs are per token; ask for them without chunking"
+                .into(),
+        });
+    }
+    let counter = tokenizer.counter(prompt);
+    // The overlap is counted like a chunk, prompt and special tokens included.
+    let fixed = if overlap_tokens == 0 {
+        0
+    } else {
+        counter.count_tokens("")?
+    };
+    let splitter = TextSplitter::new(tokenizer.max_length()).with_overlap(overlap_tokens + fixed);
+    let mut owners = Vec::new();
+    let mut pieces: Vec<&str> = Vec::new();
+    let mut ranges = Vec::with_capacity(texts.len());
+    for (index, text) in texts.iter().enumerate() {
+        let chunks = splitter.split(text, &counter)?;
+        let text_ranges: Vec<_> = if chunks.is_empty() {
+            pieces.push("");
+            vec![0..0]
+        } else {
+            pieces.extend(chunks.iter().map(|c| c.text));
+            chunks.iter().map(|c| c.range.clone()).collect()
+        };
+        owners.extend(std::iter::repeat_n(index, text_ranges.len()));
+        ranges.push(text_ranges);
+    }
 
-impl LongEmbedding {
-    /// The mean of the chunk vectors, re-normalized to unit length when the model's vectors are
-    /// (the mean of unit vectors is shorter than 1, which would skew dot-product scores). Every
-    /// chunk weighs the same, however short: a document's last, partial chunk counts as much as
-    /// the others.
-    pub fn mean(&self) -> Array1<f32> {
-        let mut mean = self
-            .embeddings
-            .mean_axis(Axis(0))
-            .unwrap_or_else(|| Array1::zeros(self.embeddings.ncols()));
-        if self.normalized {
-            let norm = mean.dot(&mean).sqrt();
-            if norm > 0.0 {
-                mean /= norm;
-            }
+    let tokens = tokenizer.encode_all(&pieces, prompt)?;
+    let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
+    let run = run::run(plan, tokens)?;
+    let mut failed = vec![None; texts.len()];
+    for failure in run.failures {
+        let owner = owners[failure.index];
+        failed[owner].get_or_insert(Failure {
+            index: owner,
+            tokens: lengths
+                .iter()
+                .zip(&owners)
+                .filter(|(_, &o)| o == owner)
+                .map(|(l, _)| l)
+                .sum(),
+            ..failure
+        });
+    }
+
+    let dim = run.dense.ncols();
+    let mut dense = Array2::zeros((texts.len(), dim));
+    let mut chunks = Vec::with_capacity(texts.len());
+    let mut first = 0;
+    for (index, text_ranges) in ranges.into_iter().enumerate() {
+        let count = text_ranges.len();
+        let vectors = run
+            .dense
+            .slice(ndarray::s![first..first + count, ..])
+            .to_owned();
+        first += count;
+        if failed[index].is_none() {
+            dense
+                .row_mut(index)
+                .assign(&mean(&vectors, plan.post.normalize));
         }
-        mean
+        chunks.push(Chunks {
+            ranges: text_ranges,
+            vectors,
+        });
     }
+    Ok(Embeddings {
+        dense,
+        sparse: None,
+        colbert: None,
+        chunks: Some(chunks),
+        failures: failed.into_iter().flatten().collect(),
+        tokens: run.tokens,
+        truncated: run.truncated,
+        splits: run.splits,
+    })
 }
 
-/// Counts a chunk as the embedder will see it: document prompt, text and special tokens, with the
-/// embedder's own (truncating) tokenizer. Only "fits or not" matters: an encoding shorter than
-/// the max length was not truncated and its count is exact; one that reaches the max length may
-/// have been cut (a truncating tokenizer stops tokenizing there, and one without special tokens
-/// leaves no trace of the cut), so it is reported as over. That costs at most one token of room
-/// and spares cloning the tokenizer on every call.
-struct Prompted<'a> {
-    embedder: &'a Embedder,
-    prompt: &'a str,
-}
-
-impl CountTokens for Prompted<'_> {
-    fn count_tokens(&self, text: &str) -> Result<usize> {
-        let encoding = self
-            .embedder
-            .tokenizer()
-            .encode(format!("{}{text}", self.prompt), true)
-            .map_err(|e| Error::Tokenizer {
-                model: self.embedder.spec().name.clone(),
-                reason: e.to_string(),
-            })?;
-        let max_length = self.embedder.spec().max_length;
-        if encoding.get_overflowing().is_empty() && encoding.len() < max_length {
-            Ok(encoding.len())
-        } else {
-            Ok(max_length + 1)
+/// The mean of chunk vectors, re-normalized to unit length when `normalize`.
+fn mean(vectors: &Array2<f32>, normalize: bool) -> Array1<f32> {
+    let mut mean = vectors
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(vectors.ncols()));
+    if normalize {
+        let norm = mean.dot(&mean).sqrt();
+        if norm > 0.0 {
+            mean /= norm;
         }
     }
-}
-
-impl Embedder {
-    /// Embeds a text of any length as document chunks that each fit the model's max length (see
-    /// [`TextSplitter`] for where it breaks), with consecutive chunks sharing up to
-    /// `overlap_tokens` tokens. Returns each chunk's vector and byte range;
-    /// [`LongEmbedding::mean`] gives one vector for the whole text.
-    ///
-    /// Chunks are sized with the model's document prompt counted in, even when prompts are
-    /// turned off, so they always fit. An empty text is embedded as one empty chunk, as
-    /// [`Embedder::embed`] would.
-    ///
-    /// Fails with [`Error::InvalidOption`] when the overlap leaves no room in a chunk (it must be
-    /// below the max length minus the prompt and special tokens), or with the embedder's own
-    /// errors.
-    pub fn embed_long(&self, text: &str, overlap_tokens: usize) -> Result<LongEmbedding> {
-        let counter = Prompted {
-            embedder: self,
-            prompt: &self.spec().document_prompt,
-        };
-        // The overlap is counted like a chunk, prompt and special tokens included.
-        let fixed = if overlap_tokens == 0 {
-            0
-        } else {
-            counter.count_tokens("")?
-        };
-        let chunks = TextSplitter::new(self.spec().max_length)
-            .with_overlap(overlap_tokens + fixed)
-            .split(text, &counter)?;
-        let (ranges, texts): (Vec<_>, Vec<_>) = if chunks.is_empty() {
-            (std::iter::once(0..0).collect(), vec![""])
-        } else {
-            chunks.iter().map(|c| (c.range.clone(), c.text)).unzip()
-        };
-        Ok(LongEmbedding {
-            ranges,
-            embeddings: self.embed(&texts)?,
-            normalized: self.spec().normalize,
-        })
-    }
+    mean
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::Error;
+use crate::oom::SimulatedOom;
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,6 +41,17 @@ impl FromStr for Device {
     }
 }
 
+impl std::fmt::Display for Device {
+    /// `auto`, `cpu` or `cuda:N`: what [`FromStr`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
 /// Parses a comma-separated device list such as `cuda:0,cuda:1`, for
 /// [`Options::with_devices`].
 pub fn parse_devices(list: &str) -> Result<Vec<Device>, Error> {
@@ -59,6 +71,18 @@ pub enum Precision {
     F16,
     /// bfloat16: f32's range at half the memory.
     BF16,
+}
+
+impl Precision {
+    /// `auto`, `f32`, `f16` or `bf16`: what [`FromStr`] reads back.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::BF16 => "bf16",
+        }
+    }
 }
 
 impl FromStr for Precision {
@@ -95,6 +119,7 @@ pub struct Options {
     pub(crate) offline: bool,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) registry_file: Option<PathBuf>,
+    pub(crate) simulated_oom: Option<SimulatedOom>,
 }
 
 impl Default for Options {
@@ -111,6 +136,7 @@ impl Default for Options {
             offline: false,
             cache_dir: None,
             registry_file: None,
+            simulated_oom: None,
         }
     }
 }
@@ -138,11 +164,10 @@ impl Options {
         self
     }
 
-    /// Padded tokens per forward pass. Default 16,384 on CUDA, where larger batches keep the GPU
-    /// busy, and 2,048 on the CPU, where activations that stay in cache beat larger batches
-    /// (all-MiniLM-L6-v2 on 2 cores: about twice the throughput of 16,384). Memory grows linearly
-    /// (attention: quadratically in the longest input); a batch that still runs out of device
-    /// memory is halved automatically.
+    /// Padded tokens per forward pass. Default: the device's (16,384 on CUDA, 2,048 on the CPU;
+    /// see [`Embedder::max_batch_tokens`](crate::Embedder::max_batch_tokens)). Memory grows
+    /// linearly (attention: quadratically in the longest input); a batch that still runs out of
+    /// device memory is halved automatically.
     pub fn with_max_batch_tokens(mut self, tokens: usize) -> Self {
         self.max_batch_tokens = Some(tokens);
         self
@@ -202,6 +227,19 @@ impl Options {
     /// Default none.
     pub fn with_registry_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.registry_file = Some(path.into());
+        self
+    }
+
+    /// Makes chosen forward passes fail as if the device ran out of memory, before they run:
+    /// `rule(inputs, padded_tokens)` gets a batch's input indices (positions in the caller's
+    /// slice) and its padded size, and returns true to fail it. For testing out-of-memory
+    /// handling (halving, failure reports) on any machine. Default none.
+    #[doc(hidden)]
+    pub fn with_simulated_oom(
+        mut self,
+        rule: impl Fn(&[usize], usize) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.simulated_oom = Some(SimulatedOom::new(std::sync::Arc::new(rule)));
         self
     }
 }

@@ -6,123 +6,49 @@
 //! norm scales one, biases zero. They are generated on the host from a counter-based generator,
 //! so a seed gives the same weights on every machine and device.
 
-use std::collections::HashMap;
-use std::path::Path;
-
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use tokenizers::Tokenizer;
 
-use crate::embedder::{Embedder, Parts};
 use crate::error::{Error, Result};
 use crate::hash::fnv1a_128;
-use crate::models::Architecture;
-use crate::options::Options;
-use crate::registry::Registry;
+use crate::models::Config;
 
 /// Every text is a run of `[UNK]`s: a random-weight model has no vocabulary worth the name, so
-/// inputs are token ids ([`Embedder::embed_token_ids`]).
+/// inputs are token ids.
 const PLACEHOLDER_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,
 "added_tokens":[],"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},
 "post_processor":null,"decoder":null,
 "model":{"type":"WordLevel","vocab":{"[UNK]":0},"unk_token":"[UNK]"}}"#;
 
-impl Embedder {
-    /// The registry model `model` (name or alias) built from its `[model.config]` in
-    /// `models.toml`, with random weights from `seed`: for measuring speed and memory where the
-    /// weights cannot be downloaded. Its vectors mean nothing, and its tokenizer knows no words:
-    /// feed it token ids with [`Embedder::embed_token_ids`]. Devices, dtype and batch budget come
-    /// from `options` as for [`Embedder::load`].
-    pub fn random_weights(model: &str, seed: u64, options: Options) -> Result<Self> {
-        let mut registry = Registry::builtin();
-        if let Some(path) = &options.registry_file {
-            registry.extend_from_file(path)?;
-        }
-        let spec = registry
-            .find(model)
-            .cloned()
-            .ok_or_else(|| Error::UnknownModel {
-                name: model.to_string(),
-                suggestions: registry.suggestions(model),
-            })?;
-        let config_path = options
-            .registry_file
-            .clone()
-            .unwrap_or_else(|| Path::new("models.toml").to_path_buf());
-        let config = spec.config.clone().ok_or_else(|| Error::Malformed {
-            path: config_path.clone(),
-            reason: format!("model `{}` has no [model.config] table", spec.name),
-        })?;
-        let tokenizer =
-            Tokenizer::from_bytes(PLACEHOLDER_TOKENIZER).map_err(|e| Error::Tokenizer {
-                model: spec.name.clone(),
-                reason: e.to_string(),
-            })?;
-        let unchecked = unchecked_shapes(spec.architecture, &config);
-        let weights = |device: &Device, dtype: DType| {
-            let backend = RandomWeights {
-                seed,
-                unchecked: unchecked.clone(),
-            };
-            Ok(VarBuilder::from_backend(
-                Box::new(backend),
-                dtype,
-                device.clone(),
-            ))
-        };
-        let name = spec.name.clone();
-        let weights_error = |e: candle_core::Error| Error::Malformed {
-            path: config_path.clone(),
-            reason: format!("model `{name}`: {e}"),
-        };
-        let heads = |_: &Device| Ok(crate::bge_m3::Heads::default());
-        let mut spec = spec;
-        // Nothing to append: inputs are ids the caller chose.
-        spec.end_token = None;
-        Self::assemble(
-            Parts {
-                spec,
-                tokenizer,
-                config: &config,
-                config_path: &config_path,
-                weights: &weights,
-                weights_error: &weights_error,
-                heads: &heads,
-            },
-            &options,
-        )
-    }
+/// The tokenizer of a random-weight model.
+pub(crate) fn placeholder_tokenizer(model: &str) -> Result<Tokenizer> {
+    Tokenizer::from_bytes(PLACEHOLDER_TOKENIZER).map_err(|e| Error::Tokenizer {
+        model: model.to_string(),
+        reason: e.to_string(),
+    })
 }
 
-/// Shapes of the tensors a model reads without stating a shape (it learns a size from the
-/// checkpoint), derived from the config instead.
-fn unchecked_shapes(
-    architecture: Architecture,
-    config: &serde_json::Value,
-) -> HashMap<&'static str, Vec<usize>> {
-    let field = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| config.get(*n)?.as_u64())
-            .map(|v| v as usize)
+/// Weights of `config`'s shapes made up from `seed`.
+pub(crate) fn random_var_builder(
+    seed: u64,
+    config: &Config,
+    device: &Device,
+    dtype: DType,
+) -> VarBuilder<'static> {
+    let backend = RandomWeights {
+        seed,
+        unchecked: config.unchecked_shapes(),
     };
-    let mut shapes = HashMap::new();
-    if architecture == Architecture::NomicBert {
-        let hidden = field(&["n_embd", "hidden_size"]).unwrap_or(0);
-        let inner = field(&["n_inner", "intermediate_size"]).unwrap_or(4 * hidden);
-        let types = field(&["type_vocab_size"]).unwrap_or(2);
-        shapes.insert("fc11.weight", vec![inner, hidden]);
-        shapes.insert("token_type_embeddings.weight", vec![types, hidden]);
-    }
-    shapes
+    VarBuilder::from_backend(Box::new(backend), dtype, device.clone())
 }
 
 /// A weight source that makes up every tensor the model asks for.
 struct RandomWeights {
     seed: u64,
-    unchecked: HashMap<&'static str, Vec<usize>>,
+    unchecked: Vec<(&'static str, Vec<usize>)>,
 }
 
 impl RandomWeights {
@@ -205,7 +131,7 @@ fn splitmix64(x: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::{Embedder, Error, Options, TokenIds};
 
     #[test]
     fn every_registry_model_builds_and_the_seed_decides_the_output() {
@@ -213,11 +139,16 @@ mod tests {
         for name in ["all-minilm-l6-v2", "nomic-embed-text-v1.5"] {
             let a = Embedder::random_weights(name, 7, options.clone()).unwrap();
             let ids = vec![vec![1u32, 5, 9, 2], vec![3, 4]];
-            let first = a.embed_token_ids(&ids).unwrap();
+            let embed = |e: &Embedder| {
+                e.embed_with(&TokenIds(&ids), &Default::default())
+                    .unwrap()
+                    .dense
+            };
+            let first = embed(&a);
             let again = Embedder::random_weights(name, 7, options.clone()).unwrap();
-            assert_eq!(first, again.embed_token_ids(&ids).unwrap(), "{name}");
+            assert_eq!(first, embed(&again), "{name}");
             let other = Embedder::random_weights(name, 8, options.clone()).unwrap();
-            assert_ne!(first, other.embed_token_ids(&ids).unwrap(), "{name}");
+            assert_ne!(first, embed(&other), "{name}");
             assert!(first.iter().all(|v| v.is_finite()));
             assert_eq!(first.ncols(), a.dim());
         }

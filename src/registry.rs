@@ -1,5 +1,6 @@
 //! The model registry: `models.toml` parsed into [`ModelSpec`]s, looked up by name or alias.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -11,68 +12,171 @@ use crate::pooling::Pooling;
 /// The registry shipped with the crate.
 const BUILTIN: &str = include_str!("../models.toml");
 
-/// Metadata of one model, as `models.toml` states it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Metadata of one model: its `models.toml` entry over its architecture's conventions (and,
+/// once loaded, under its own files and the caller's options).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ModelSpec {
     /// Canonical name.
     pub name: String,
     /// Other names: Ollama tags, LM Studio ids, Hugging Face repo ids.
-    #[serde(default)]
     pub aliases: Vec<String>,
     /// Hugging Face repo id.
     pub repo: String,
     /// Branch, tag or commit of the repo.
-    #[serde(default = "main")]
     pub revision: String,
     /// Network architecture.
     pub architecture: Architecture,
     /// How token vectors become the text vector.
     pub pooling: Pooling,
     /// Whether vectors are L2-normalized.
-    #[serde(default)]
     pub normalize: bool,
     /// Output dimension.
     pub dim: usize,
     /// Smaller dimensions the model was trained to be truncated to.
-    #[serde(default)]
     pub matryoshka_dims: Vec<usize>,
     /// Every dimension from this one up to `dim` is supported.
-    #[serde(default)]
     pub matryoshka_min: Option<usize>,
     /// Tokens per input beyond which inputs are truncated.
     pub max_length: usize,
     /// Prepended to queries.
-    #[serde(default)]
     pub query_prompt: String,
     /// Prepended to documents.
-    #[serde(default)]
     pub document_prompt: String,
     /// The query prompt with a `{task}` placeholder, for models that take a task instruction
-    /// (Qwen3-Embedding: `Instruct: {task}\nQuery:`); see `Embedder::embed_queries_with`.
-    #[serde(default)]
+    /// (Qwen3-Embedding: `Instruct: {task}\nQuery:`); see [`Prompt::Task`](crate::Prompt::Task).
     pub query_template: Option<String>,
     /// A token every input must end with (Qwen3-Embedding pools `<|endoftext|>`); rembed appends
     /// it, with a warning, when the tokenizer's template does not.
-    #[serde(default)]
     pub end_token: Option<String>,
     /// Layer norm without affine parameters over the pooled vector before Matryoshka truncation
     /// (nomic-embed-text v1.5's recipe); applied only when a dimension below `dim` is asked for.
-    #[serde(default)]
     pub matryoshka_layer_norm: bool,
-    /// The architecture fields of the repo's `config.json`, for building the model's exact shape
-    /// with random weights (benchmarks where the weights cannot be downloaded). A loaded model
-    /// always uses its own `config.json`.
-    #[serde(default)]
-    pub config: Option<serde_json::Value>,
+    /// The architecture fields of the repo's `config.json` (`[model.config]`), for building the
+    /// model's exact shape with random weights; a loaded model always uses its own file.
+    pub(crate) config: Option<serde_json::Value>,
 }
 
-fn main() -> String {
-    "main".to_string()
+/// What every model of an architecture does unless its entry (or its own files) says otherwise:
+/// `[architecture.NAME]` in `models.toml`. Also all that is known of a model directory the
+/// registry does not list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Conventions {
+    /// How token vectors become the text vector.
+    pub pooling: Pooling,
+    /// Whether vectors are L2-normalized.
+    #[serde(default)]
+    pub normalize: bool,
+    /// Max input length when neither the entry nor the model's config states one.
+    pub max_length: usize,
+    /// Every dimension from this one up to the full width is supported.
+    #[serde(default)]
+    pub matryoshka_min: Option<usize>,
+    /// The query prompt with a `{task}` placeholder.
+    #[serde(default)]
+    pub query_template: Option<String>,
+    /// A token every input must end with.
+    #[serde(default)]
+    pub end_token: Option<String>,
 }
+
+/// One `[[model]]` entry as written: fields it leaves out come from its architecture.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    repo: String,
+    #[serde(default)]
+    revision: Option<String>,
+    architecture: Architecture,
+    #[serde(default)]
+    pooling: Option<Pooling>,
+    #[serde(default)]
+    normalize: Option<bool>,
+    dim: usize,
+    #[serde(default)]
+    matryoshka_dims: Vec<usize>,
+    #[serde(default)]
+    matryoshka_min: Option<usize>,
+    max_length: usize,
+    #[serde(default)]
+    query_prompt: String,
+    #[serde(default)]
+    document_prompt: String,
+    #[serde(default)]
+    query_template: Option<String>,
+    #[serde(default)]
+    end_token: Option<String>,
+    #[serde(default)]
+    matryoshka_layer_norm: bool,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+}
+
+/// The revision of a repo that names none.
+pub(crate) const DEFAULT_REVISION: &str = "main";
 
 impl ModelSpec {
+    /// What is known of a model from its architecture alone: a directory or repo the registry
+    /// does not list, `dim` wide, reading at most `max_length` tokens.
+    pub(crate) fn from_conventions(
+        name: &str,
+        architecture: Architecture,
+        conventions: &Conventions,
+        dim: usize,
+        max_length: Option<usize>,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            aliases: Vec::new(),
+            repo: String::new(),
+            revision: DEFAULT_REVISION.to_string(),
+            architecture,
+            pooling: conventions.pooling,
+            normalize: conventions.normalize,
+            dim,
+            matryoshka_dims: Vec::new(),
+            matryoshka_min: conventions.matryoshka_min,
+            max_length: max_length.unwrap_or(conventions.max_length),
+            query_prompt: String::new(),
+            document_prompt: String::new(),
+            query_template: conventions.query_template.clone(),
+            end_token: conventions.end_token.clone(),
+            matryoshka_layer_norm: false,
+            config: None,
+        }
+    }
+
+    fn from_entry(entry: Entry, conventions: &Conventions) -> Self {
+        Self {
+            name: entry.name,
+            aliases: entry.aliases,
+            repo: entry.repo,
+            revision: entry
+                .revision
+                .unwrap_or_else(|| DEFAULT_REVISION.to_string()),
+            architecture: entry.architecture,
+            pooling: entry.pooling.unwrap_or(conventions.pooling),
+            normalize: entry.normalize.unwrap_or(conventions.normalize),
+            dim: entry.dim,
+            matryoshka_dims: entry.matryoshka_dims,
+            matryoshka_min: entry.matryoshka_min.or(conventions.matryoshka_min),
+            max_length: entry.max_length,
+            query_prompt: entry.query_prompt,
+            document_prompt: entry.document_prompt,
+            query_template: entry
+                .query_template
+                .or_else(|| conventions.query_template.clone()),
+            end_token: entry.end_token.or_else(|| conventions.end_token.clone()),
+            matryoshka_layer_norm: entry.matryoshka_layer_norm,
+            config: entry.config,
+        }
+    }
+
     /// Whether the model can produce vectors of this dimension.
     pub fn supports_dim(&self, dim: usize) -> bool {
         dim == self.dim
@@ -107,29 +211,72 @@ impl ModelSpec {
 #[serde(deny_unknown_fields)]
 struct RegistryFile {
     #[serde(default)]
-    model: Vec<ModelSpec>,
+    architecture: BTreeMap<Architecture, Conventions>,
+    #[serde(default)]
+    model: Vec<Entry>,
 }
 
 /// A set of known models.
 #[derive(Debug, Clone)]
 pub struct Registry {
+    conventions: BTreeMap<Architecture, Conventions>,
     models: Vec<ModelSpec>,
 }
 
 impl Registry {
     /// The models shipped in the crate's `models.toml`.
     pub fn builtin() -> Self {
-        Self::parse(BUILTIN, Path::new("models.toml"))
+        Self::parse_over(BUILTIN, Path::new("models.toml"), None)
             .unwrap_or_else(|e| unreachable!("the bundled models.toml is checked by tests: {e}"))
     }
 
-    /// Parses a registry in `models.toml` format.
-    pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let file: RegistryFile = toml::from_str(text).map_err(|e| Error::Malformed {
+    /// Parses a registry in `models.toml` format. A file may rely on the conventions of
+    /// `base` (the built-in registry, for a user's file) for architectures it does not describe.
+    fn parse_over(text: &str, path: &Path, base: Option<&Self>) -> Result<Self> {
+        let malformed = |reason: String| Error::Malformed {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self { models: file.model })
+            reason,
+        };
+        let file: RegistryFile = toml::from_str(text).map_err(|e| malformed(e.to_string()))?;
+        let mut conventions = base.map(|b| b.conventions.clone()).unwrap_or_default();
+        conventions.extend(file.architecture);
+        let models = file
+            .model
+            .into_iter()
+            .map(|entry| {
+                let arch = entry.architecture;
+                let known = conventions.get(&arch).ok_or_else(|| {
+                    malformed(format!(
+                        "model `{}`: no [architecture.{arch}] conventions",
+                        entry.name
+                    ))
+                })?;
+                Ok(ModelSpec::from_entry(entry, known))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            conventions,
+            models,
+        })
+    }
+
+    /// Parses a registry in `models.toml` format, on top of the built-in conventions.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        Self::parse_over(text, path, Some(&Self::builtin()))
+    }
+
+    /// The conventions of an architecture.
+    pub fn conventions(&self, architecture: Architecture) -> Option<&Conventions> {
+        self.conventions.get(&architecture)
+    }
+
+    /// The built-in registry, with the user's file on top when there is one.
+    pub(crate) fn with_user_file(file: Option<&Path>) -> Result<Self> {
+        let mut registry = Self::builtin();
+        if let Some(file) = file {
+            registry.extend_from_file(file)?;
+        }
+        Ok(registry)
     }
 
     /// Adds the models of a user's file; an entry whose name is already known replaces it.
@@ -138,7 +285,9 @@ impl Registry {
             path: path.to_path_buf(),
             source,
         })?;
-        for spec in Self::parse(&text, path)?.models {
+        let added = Self::parse_over(&text, path, Some(self))?;
+        self.conventions = added.conventions;
+        for spec in added.models {
             self.models
                 .retain(|m| !m.name.eq_ignore_ascii_case(&spec.name));
             self.models.push(spec);
@@ -197,16 +346,36 @@ mod tests {
             assert!(m.dim > 0 && m.max_length > 0, "{}", m.name);
             assert!(m.matryoshka_dims.iter().all(|&d| d < m.dim), "{}", m.name);
             assert!(m.supports_dim(m.dim));
-            // The architecture table agrees with the entry: its width is the output dimension.
+            // The architecture table agrees with the entry: its type, and its width is the
+            // output dimension.
             let config = m
                 .config
                 .as_ref()
                 .expect("every built-in model has [model.config]");
-            let hidden = ["hidden_size", "n_embd"]
-                .iter()
-                .find_map(|k| config.get(*k)?.as_u64());
-            assert_eq!(hidden, Some(m.dim as u64), "{}", m.name);
+            let config = crate::models::Config::parse(config, Path::new("models.toml"), &m.name)
+                .unwrap_or_else(|e| panic!("{}: {e}", m.name));
+            assert_eq!(config.architecture(), m.architecture, "{}", m.name);
+            assert_eq!(config.shape().unwrap().hidden, m.dim, "{}", m.name);
         }
+        for architecture in Architecture::ALL {
+            assert!(
+                registry.conventions(architecture).is_some(),
+                "{architecture}"
+            );
+        }
+    }
+
+    #[test]
+    fn entries_take_what_they_leave_out_from_their_architecture() {
+        let qwen = Registry::builtin();
+        let qwen = qwen.find("qwen3-embedding-8b").unwrap();
+        assert_eq!(qwen.pooling, Pooling::LastToken);
+        assert_eq!(qwen.end_token.as_deref(), Some("<|endoftext|>"));
+        assert_eq!(
+            qwen.query_template.as_deref(),
+            Some("Instruct: {task}\nQuery:")
+        );
+        assert_eq!(qwen.matryoshka_min, Some(32));
     }
 
     #[test]

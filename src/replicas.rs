@@ -6,23 +6,15 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::bge_m3::Heads;
-use crate::device::release_after_oom;
-use crate::error::{is_oom, Result};
-use crate::halving::{self, Outcome};
-use crate::models::Encoder;
+use crate::error::Result;
+use crate::halving::{self, Forward, Outcome};
+use crate::models::Network;
 
 /// One copy of the model on one device.
 pub(crate) struct Replica {
-    pub model: Box<dyn Encoder>,
+    pub network: Network,
     pub device: candle_core::Device,
-    /// bge-m3's sparse and ColBERT heads, for XLM-RoBERTa models that ship them.
-    pub bge_m3: Heads,
 }
-
-/// The forward pass of one batch (input indices) on one replica.
-pub(crate) type Forward<'a, T> =
-    dyn Fn(&Replica, &[usize]) -> candle_core::Result<Vec<T>> + Sync + 'a;
 
 /// Runs every batch on some replica, halving a batch that runs out of memory (see
 /// [`halving::run`]). With one replica everything runs on the calling thread. Without
@@ -31,25 +23,20 @@ pub(crate) fn run_spread<T: Send>(
     replicas: &[Replica],
     batches: &[Vec<usize>],
     tokens: &(dyn Fn(usize) -> usize + Sync),
-    forward: &Forward<'_, T>,
+    forward: &Forward<'_, Replica, T>,
     keep_going: bool,
 ) -> Result<Outcome<T>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let worker = |replica: &Replica| -> Result<Outcome<T>> {
-        let on_replica = |rows: &[usize]| {
-            let result = forward(replica, rows);
-            if matches!(&result, Err(e) if is_oom(e)) {
-                release_after_oom(&replica.device);
-            }
-            result
-        };
         let mut outcome = Outcome::default();
         while !failed.load(Ordering::Relaxed) {
             let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
             };
-            if let Err(error) = halving::run(batch, tokens, &on_replica, keep_going, &mut outcome) {
+            if let Err(error) =
+                halving::run(replica, batch, tokens, forward, keep_going, &mut outcome)
+            {
                 failed.store(true, Ordering::Relaxed);
                 return Err(error);
             }
@@ -88,7 +75,7 @@ pub(crate) fn run_spread<T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::ModelInput;
+    use crate::models::encoder::{Encoder, ModelInput};
     use std::sync::{Barrier, Mutex};
 
     struct NoModel;
@@ -102,9 +89,8 @@ mod tests {
     fn replicas(n: usize) -> Vec<Replica> {
         (0..n)
             .map(|_| Replica {
-                model: Box::new(NoModel),
+                network: Network::from_encoder(Box::new(NoModel)),
                 device: candle_core::Device::Cpu,
-                bge_m3: Heads::default(),
             })
             .collect()
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_rows_close, assert_same_rows, fixture, ids, reference};
+use common::{assert_rows_close, fixture, ids, reference};
 use rembed::{Device, Embedder, Options};
 
 fn check_fixture(name: &str) {
@@ -76,31 +76,6 @@ fn every_text_in_a_mixed_batch_equals_the_text_alone() {
     for name in ["bert-mean", "bert-cls"] {
         let dir = fixture(name);
         let texts = reference(dir.join("reference.json")).texts;
-        let embedder = Embedder::load(
-            dir.to_str().unwrap(),
-            Options::default().with_device(Device::Cpu),
-        )
-        .unwrap();
-        let together = embedder.embed(&texts).unwrap();
-        let alone: Vec<_> = texts
-            .iter()
-            .map(|t| embedder.embed(&[t]).unwrap())
-            .collect();
-        let alone = ndarray::concatenate(
-            ndarray::Axis(0),
-            &alone.iter().map(|a| a.view()).collect::<Vec<_>>(),
-        )
-        .unwrap();
-        assert_same_rows(name, &together, &alone, 0.99999);
-
-        // Tiny token budgets force many batches; rows still come back in input order.
-        let small = Embedder::load(
-            dir.to_str().unwrap(),
-            Options::default()
-                .with_device(Device::Cpu)
-                .with_max_batch_tokens(30),
-        )
-        .unwrap();
-        assert_same_rows(name, &small.embed(&texts).unwrap(), &together, 0.99999);
+        common::assert_batch_invariant(name, &dir, &texts, 30);
     }
 }

@@ -1,4 +1,4 @@
-//! The token-aware document splitter and `Embedder::embed_long`.
+//! The token-aware document splitter and long texts embedded as chunks (`LongText::Chunks`).
 
 mod common;
 
@@ -186,6 +186,19 @@ proptest! {
     }
 }
 
+/// One text embedded as chunks: its chunks and its (mean) row.
+fn embed_long(
+    embedder: &Embedder,
+    text: &str,
+    overlap_tokens: usize,
+) -> rembed::Result<(rembed::Chunks, ndarray::Array1<f32>)> {
+    let request =
+        rembed::Request::default().with_long_text(rembed::LongText::Chunks { overlap_tokens });
+    let mut out = embedder.embed_with(&[text], &request)?;
+    let chunks = out.chunks.take().expect("chunks asked for").remove(0);
+    Ok((chunks, out.dense.row(0).to_owned()))
+}
+
 fn embedder() -> Embedder {
     Embedder::load(
         common::fixture("bert-mean").to_str().unwrap(),
@@ -201,9 +214,9 @@ fn embed_long_embeds_every_part_without_truncation() {
                 ## Data\nVectors and embedding search over paragraphs. Programming in Rust is safe.\n\n\
                 Tokyo is the capital of Japan. Paris is the capital of France. Zurich reviews."
         .repeat(2);
-    let long = embedder.embed_long(&text, 0).unwrap();
+    let (long, mean) = embed_long(&embedder, &text, 0).unwrap();
     assert!(long.ranges.len() >= 3, "{} chunks", long.ranges.len());
-    assert_eq!(long.embeddings.nrows(), long.ranges.len());
+    assert_eq!(long.vectors.nrows(), long.ranges.len());
     assert_eq!(long.ranges[0].start, 0);
     assert_eq!(long.ranges.last().unwrap().end, text.len());
     for (i, range) in long.ranges.iter().enumerate() {
@@ -214,25 +227,24 @@ fn embed_long_embeds_every_part_without_truncation() {
             "chunk {i} was truncated"
         );
         let alone = embedder.embed(&[chunk]).unwrap();
-        let cos = common::cosine(alone.row(0), long.embeddings.row(i));
+        let cos = common::cosine(alone.row(0), long.vectors.row(i));
         assert!(cos > 0.9999, "chunk {i}: cosine {cos}");
     }
-    let mean = long.mean();
     assert!((mean.dot(&mean).sqrt() - 1.0).abs() < 1e-5, "re-normalized");
-    let raw = long.embeddings.mean_axis(ndarray::Axis(0)).unwrap();
+    let raw = long.vectors.mean_axis(ndarray::Axis(0)).unwrap();
     assert!(common::cosine(mean.view(), raw.view()) > 0.9999);
 }
 
 #[test]
 fn embed_long_of_a_short_text_is_embed() {
     let embedder = embedder();
-    let long = embedder.embed_long("hello world", 4).unwrap();
+    let (long, mean) = embed_long(&embedder, "hello world", 4).unwrap();
     assert_eq!(long.ranges.len(), 1);
     assert_eq!(long.ranges[0], 0..11);
     let direct = embedder.embed(&["hello world"]).unwrap();
-    assert!(common::cosine(direct.row(0), long.mean().view()) > 0.9999);
-    let empty = embedder.embed_long("", 0).unwrap();
-    assert_eq!((empty.ranges.len(), empty.embeddings.nrows()), (1, 1));
+    assert!(common::cosine(direct.row(0), mean.view()) > 0.9999);
+    let (empty, _) = embed_long(&embedder, "", 0).unwrap();
+    assert_eq!((empty.ranges.len(), empty.vectors.nrows()), (1, 1));
     assert_eq!(empty.ranges[0], 0..0);
 }
 
@@ -240,14 +252,14 @@ fn embed_long_of_a_short_text_is_embed() {
 fn embed_long_overlap_shares_text_between_chunks() {
     let embedder = embedder();
     let text = "the quick brown fox jumps over the lazy dog ".repeat(8);
-    let long = embedder.embed_long(&text, 6).unwrap();
+    let (long, _) = embed_long(&embedder, &text, 6).unwrap();
     assert!(
         long.ranges.windows(2).all(|w| w[1].start < w[0].end),
         "{:?}",
         long.ranges
     );
     assert!(matches!(
-        embedder.embed_long(&text, 24),
+        embed_long(&embedder, &text, 24),
         Err(rembed::Error::InvalidOption {
             option: "overlap",
             ..

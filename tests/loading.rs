@@ -158,9 +158,9 @@ fn max_length_beyond_the_position_table_is_refused() {
     )
     .unwrap();
     let out = short
-        .embed_partial(
+        .embed_with(
             &["one two three four five six seven"],
-            rembed::Role::Document,
+            &rembed::Request::default(),
         )
         .unwrap();
     assert_eq!((out.truncated, out.tokens), (1, 5));
@@ -178,7 +178,7 @@ fn truncation_is_counted_whatever_the_tokenizer_template() {
         )
         .unwrap();
         let out = embedder
-            .embed_partial(&texts, rembed::Role::Document)
+            .embed_with(&texts, &rembed::Request::default())
             .unwrap();
         assert_eq!(out.truncated, 1, "{name}");
     }

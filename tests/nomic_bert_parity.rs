@@ -4,10 +4,8 @@
 
 mod common;
 
-use common::{
-    assert_rows_close, assert_same_rows, fixture, ids, one_at_a_time, registered_fixture,
-};
-use rembed::{Device, Embedder, Options, Role};
+use common::{assert_rows_close, fixture, ids, registered_fixture};
+use rembed::{Device, Embedder, Options, Prompt, Request};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -57,10 +55,12 @@ fn documents_queries_and_task_prefixes_match_the_reference() {
     assert!(long >= 3, "{long}");
 
     let docs_ids = embedder
-        .token_ids(&reference.texts, Role::Document)
+        .tokenize(&reference.texts, &Request::documents())
         .unwrap();
     assert_eq!(docs_ids, reference.documents.ids);
-    let query_ids = embedder.token_ids(&reference.texts, Role::Query).unwrap();
+    let query_ids = embedder
+        .tokenize(&reference.texts, &Request::queries())
+        .unwrap();
     assert_eq!(query_ids, reference.queries.ids);
     assert_eq!(
         ids(&embedder, &reference.texts, "clustering: "),
@@ -84,7 +84,11 @@ fn documents_queries_and_task_prefixes_match_the_reference() {
         1e-4,
     );
     let clustering = embedder
-        .embed_with_prompt(&reference.texts, "clustering: ")
+        .embed_with(
+            &reference.texts,
+            &Request::default().with_prompt(Prompt::Text("clustering: ".into())),
+        )
+        .map(|e| e.dense)
         .unwrap();
     assert_rows_close(
         "nomic clustering",
@@ -97,36 +101,9 @@ fn documents_queries_and_task_prefixes_match_the_reference() {
 
 #[test]
 fn every_text_in_a_batch_equals_the_text_alone_long_ones_included() {
-    let reference = reference();
-    let embedder = load();
-    let texts = reference.texts;
-    let alone = one_at_a_time(&embedder, &texts);
-    let together = embedder.embed(&texts).unwrap();
-    assert_same_rows("nomic mixed batch", &together, &alone, 0.99999);
-
     // Long texts beside short ones, in batches of every size the budget allows.
-    let small = Embedder::load(
-        fixture("nomic-bert").to_str().unwrap(),
-        Options::default()
-            .with_device(Device::Cpu)
-            .with_max_batch_tokens(100),
-    )
-    .unwrap();
-    assert_same_rows(
-        "nomic small batches",
-        &small.embed(&texts).unwrap(),
-        &alone,
-        0.99999,
-    );
-
-    // A batch of equal lengths: no padding at all.
-    let equal = common::equal_length_texts(&embedder);
-    assert_same_rows(
-        "nomic equal lengths",
-        &embedder.embed(&equal).unwrap(),
-        &one_at_a_time(&embedder, &equal),
-        0.99999,
-    );
+    let texts = reference().texts;
+    common::assert_batch_invariant("nomic", &fixture("nomic-bert"), &texts, 100);
 }
 
 #[test]

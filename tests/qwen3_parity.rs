@@ -7,7 +7,7 @@ use common::{
     assert_rows_close, assert_same_rows, fixture, ids, one_at_a_time, reference,
     registered_fixture, CapturedLog,
 };
-use rembed::{Device, Embedder, Error, Options, Role};
+use rembed::{Device, Embedder, Error, Options, Prompt, Request};
 use serde::Deserialize;
 
 /// The parts of `qwen3/reference.json` beyond the common documents / queries.
@@ -53,12 +53,14 @@ fn documents_and_queries_match_sentence_transformers() {
 
     assert_eq!(
         embedder
-            .token_ids(&reference.texts, Role::Document)
+            .tokenize(&reference.texts, &Request::documents())
             .unwrap(),
         reference.documents.ids
     );
     assert_eq!(
-        embedder.token_ids(&reference.texts, Role::Query).unwrap(),
+        embedder
+            .tokenize(&reference.texts, &Request::queries())
+            .unwrap(),
         reference.queries.ids
     );
     let docs = embedder.embed(&reference.texts).unwrap();
@@ -87,7 +89,11 @@ fn a_task_of_your_own_goes_into_the_instruction() {
     let prompt = format!("Instruct: {}\nQuery:", custom.task);
     assert_eq!(ids(&embedder, &reference.texts, &prompt), custom.ids);
     let queries = embedder
-        .embed_queries_with(&reference.texts, &custom.task)
+        .embed_with(
+            &reference.texts,
+            &Request::default().with_prompt(Prompt::Task(custom.task.clone())),
+        )
+        .map(|e| e.dense)
         .unwrap();
     assert_rows_close(
         "qwen3 custom task",
@@ -99,7 +105,10 @@ fn a_task_of_your_own_goes_into_the_instruction() {
 
     // A model without an instruction template says so instead of guessing a format.
     let err = load("bert-mean")
-        .embed_queries_with(&["x"], "anything")
+        .embed_with(
+            &["x"],
+            &Request::default().with_prompt(Prompt::Task("anything".into())),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::UnsupportedTask { .. }), "{err}");
 }
@@ -118,12 +127,14 @@ fn a_tokenizer_without_the_end_token_template_gets_it_appended_with_a_warning() 
     // The same ids as the tokenizer that appends it, the long text still cut at the max length.
     assert_eq!(
         embedder
-            .token_ids(&reference.texts, Role::Document)
+            .tokenize(&reference.texts, &Request::documents())
             .unwrap(),
         reference.documents.ids
     );
     assert_eq!(
-        embedder.token_ids(&reference.texts, Role::Query).unwrap(),
+        embedder
+            .tokenize(&reference.texts, &Request::queries())
+            .unwrap(),
         reference.queries.ids
     );
     let docs = embedder.embed(&reference.texts).unwrap();
@@ -153,46 +164,16 @@ fn a_tokenizer_without_the_end_token_template_gets_it_appended_with_a_warning() 
 fn every_text_in_a_batch_equals_the_text_alone() {
     let reference = reference(fixture("qwen3/reference.json"));
     let embedder = load("qwen3");
-    let texts = reference.texts;
-    let alone = one_at_a_time(&embedder, &texts);
     // A batch of one has no padding at all: the causal mask alone must give the reference.
     assert_rows_close(
         "qwen3 alone",
-        &alone,
+        &one_at_a_time(&embedder, &reference.texts),
         &reference.documents.embeddings,
         0.99999,
         1e-4,
     );
-    assert_same_rows(
-        "qwen3 mixed batch",
-        &embedder.embed(&texts).unwrap(),
-        &alone,
-        0.99999,
-    );
-
-    // Texts of one length fill a batch without padding; the causal part of the mask must stay.
-    let equal = common::equal_length_texts(&embedder);
-    assert_same_rows(
-        "qwen3 equal lengths",
-        &embedder.embed(&equal).unwrap(),
-        &one_at_a_time(&embedder, &equal),
-        0.99999,
-    );
-
-    // Tiny token budgets: many batches, rows back in input order.
-    let small = Embedder::load(
-        fixture("qwen3").to_str().unwrap(),
-        Options::default()
-            .with_device(Device::Cpu)
-            .with_max_batch_tokens(50),
-    )
-    .unwrap();
-    assert_same_rows(
-        "qwen3 small batches",
-        &small.embed(&texts).unwrap(),
-        &alone,
-        0.99999,
-    );
+    // Equal lengths fill a batch without padding; the causal part of the mask must stay.
+    common::assert_batch_invariant("qwen3", &fixture("qwen3"), &reference.texts, 50);
 }
 
 #[test]
@@ -279,7 +260,7 @@ fn bf16_stays_close_to_the_reference() {
 fn pre_tokenized_ids_embed_like_their_texts() {
     let reference = reference(fixture("qwen3/reference.json"));
     let embedder = load("qwen3");
-    let from_ids = embedder.embed_token_ids(&reference.documents.ids).unwrap();
+    let from_ids = common::embed_ids(&embedder, &reference.documents.ids).unwrap();
     assert_rows_close(
         "qwen3 from token ids",
         &from_ids,
@@ -300,7 +281,7 @@ fn pre_tokenized_ids_embed_like_their_texts() {
         ),
     ];
     for (inputs, want_index, want_text) in bad_inputs {
-        match embedder.embed_token_ids(&inputs) {
+        match common::embed_ids(&embedder, &inputs) {
             Err(Error::InvalidInput { index, reason }) => {
                 assert_eq!(index, want_index, "{reason}");
                 assert!(reason.contains(want_text), "{reason}");

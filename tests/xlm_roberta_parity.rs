@@ -6,7 +6,7 @@ mod common;
 
 use common::{assert_rows_close, assert_same_rows, cosine, fixture, one_at_a_time};
 use ndarray::{Array2, ArrayView1};
-use rembed::{Device, Embedder, Error, Options, Role};
+use rembed::{Device, Embedder, Error, Options, Request};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -53,7 +53,7 @@ fn dense_vectors_match_transformers_on_tokenizer_json_ids() {
     assert_eq!(embedder.spec().max_length, 32);
     assert_eq!(
         embedder
-            .token_ids(&reference.texts, Role::Document)
+            .tokenize(&reference.texts, &Request::documents())
             .unwrap(),
         reference.documents.ids
     );
@@ -89,15 +89,44 @@ fn dense_vectors_match_sentence_transformers_where_its_tokenizer_agrees() {
     assert_rows_close("xlm-r vs sentence-transformers", &got, &want, 0.99999, 1e-4);
 }
 
+/// All three bge-m3 outputs of one call.
+#[derive(Debug)]
+struct All {
+    dense: Array2<f32>,
+    sparse: Vec<rembed::SparseEmbedding>,
+    colbert: Vec<Array2<f32>>,
+}
+
+fn embed_all<S: AsRef<str> + Sync>(embedder: &Embedder, texts: &[S]) -> rembed::Result<All> {
+    let request = Request::default().with_sparse(true).with_colbert(true);
+    let out = embedder.embed_with(texts, &request)?;
+    let (sparse, colbert) = (
+        out.sparse.expect("asked for"),
+        out.colbert.expect("asked for"),
+    );
+    assert_eq!((sparse.len(), colbert.len()), (texts.len(), texts.len()));
+    Ok(All {
+        dense: out.dense,
+        sparse,
+        colbert,
+    })
+}
+
 #[test]
 fn sparse_and_colbert_outputs_follow_flag_embedding() {
     let reference = reference();
     let embedder = load(&fixture("xlm-roberta-m3")).unwrap();
-    let all = embedder.embed_all(&reference.texts).unwrap();
+    let all = embed_all(&embedder, &reference.texts).unwrap();
     assert_eq!(all.dense, embedder.embed(&reference.texts).unwrap());
 
+    assert_eq!(all.sparse.len(), reference.sparse.len());
     for (i, (got, want)) in all.sparse.iter().zip(&reference.sparse).enumerate() {
         assert_eq!(got.indices, want.ids, "sparse ids of text {i}");
+        assert_eq!(
+            got.values.len(),
+            want.weights.len(),
+            "sparse weights of text {i}"
+        );
         for (a, b) in got.values.iter().zip(&want.weights) {
             assert!(
                 (a - b).abs() <= 1e-4,
@@ -108,17 +137,14 @@ fn sparse_and_colbert_outputs_follow_flag_embedding() {
     // Special and unknown tokens never carry weight; some texts have none left at all.
     assert!(all.sparse.iter().any(|s| s.indices.is_empty()));
 
+    assert_eq!(all.colbert.len(), reference.colbert.len());
     for (i, (got, want)) in all.colbert.iter().zip(&reference.colbert).enumerate() {
         assert_eq!(got.nrows(), want.len(), "colbert rows of text {i}");
         assert_eq!(got.nrows(), reference.documents.ids[i].len() - 1);
         for (row, want) in got.rows().into_iter().zip(want) {
             let want = ArrayView1::from(want);
             assert!(cosine(row, want) >= 0.99999, "colbert text {i}");
-            let diff = row
-                .iter()
-                .zip(want.iter())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let diff = common::max_abs_diff(row, want);
             assert!(diff <= 1e-4, "colbert text {i}: {diff}");
             assert!((row.dot(&row).sqrt() - 1.0).abs() < 1e-5);
         }
@@ -130,12 +156,7 @@ fn every_text_in_a_batch_equals_the_text_alone() {
     let reference = reference();
     let embedder = load(&fixture("xlm-roberta-m3")).unwrap();
     let alone = one_at_a_time(&embedder, &reference.texts);
-    assert_same_rows(
-        "xlm-r mixed batch",
-        &embedder.embed(&reference.texts).unwrap(),
-        &alone,
-        0.99999,
-    );
+    common::assert_batch_invariant("xlm-r", &fixture("xlm-roberta-m3"), &reference.texts, 40);
 
     // All three outputs, in many small batches, against each text alone.
     let small = Embedder::load(
@@ -145,25 +166,16 @@ fn every_text_in_a_batch_equals_the_text_alone() {
             .with_max_batch_tokens(40),
     )
     .unwrap();
-    let batched = small.embed_all(&reference.texts).unwrap();
+    let batched = embed_all(&small, &reference.texts).unwrap();
     assert_same_rows("xlm-r small batches", &batched.dense, &alone, 0.99999);
     for (i, text) in reference.texts.iter().enumerate() {
-        let one = embedder.embed_all(std::slice::from_ref(text)).unwrap();
+        let one = embed_all(&embedder, std::slice::from_ref(text)).unwrap();
         assert_eq!(one.sparse[0].indices, batched.sparse[i].indices);
         let close = |a: &Array2<f32>, b: &Array2<f32>| {
             a.dim() == b.dim() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
         };
         assert!(close(&one.colbert[0], &batched.colbert[i]), "text {i}");
     }
-
-    // Equal lengths: no padding anywhere.
-    let equal = common::equal_length_texts(&embedder);
-    assert_same_rows(
-        "xlm-r equal lengths",
-        &embedder.embed(&equal).unwrap(),
-        &one_at_a_time(&embedder, &equal),
-        0.99999,
-    );
 }
 
 #[test]
@@ -185,7 +197,7 @@ fn heads_that_were_not_converted_are_named() {
     let embedder = load(&dir).unwrap();
     // The dense path does not need the heads.
     assert_eq!(embedder.embed(&["hello"]).unwrap().nrows(), 1);
-    let err = embedder.embed_all(&["hello"]).unwrap_err();
+    let err = embed_all(&embedder, &["hello"]).unwrap_err();
     assert!(
         matches!(&err, Error::MissingHead { file, pickle, .. }
             if file == "colbert_linear.safetensors" && pickle == "colbert_linear.pt"),
@@ -204,7 +216,7 @@ fn bf16_stays_close_to_the_reference() {
             .with_precision(rembed::Precision::BF16),
     )
     .unwrap();
-    let all = embedder.embed_all(&reference.texts).unwrap();
+    let all = embed_all(&embedder, &reference.texts).unwrap();
     assert_rows_close(
         "xlm-r bf16",
         &all.dense,

@@ -20,7 +20,7 @@ use super::input::Fingerprint;
 use super::output::{sync_dir, PartInfo};
 use super::schema::MetaColumn;
 use super::shard::Shard;
-use crate::{Embedder, Role};
+use crate::{Embedder, Prompt};
 
 /// Version of the manifest layout; bumped on incompatible changes.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -55,7 +55,7 @@ pub struct ModelProvenance {
 }
 
 impl ModelProvenance {
-    /// The provenance of vectors made by `embedder` with [`crate::Role::Document`].
+    /// The provenance of vectors made by `embedder` with [`Prompt::Document`].
     ///
     /// The prompt is the one the embedder prepends to documents (empty with prompts off).
     pub fn of(embedder: &Embedder) -> Self {
@@ -69,13 +69,15 @@ impl ModelProvenance {
             normalized: spec.normalize,
             dim: embedder.dim(),
             max_length: spec.max_length,
-            prompt: embedder.prompt(Role::Document).to_string(),
-            dtype: embedder.dtype().as_str().to_string(),
+            prompt: embedder
+                .resolve_prompt(&Prompt::Document)
+                .unwrap_or_default(),
+            dtype: embedder.precision().as_str().to_string(),
             // Every replica's device, comma-separated.
             device: embedder
                 .devices()
                 .iter()
-                .map(|d| format!("{:?}", d.location()).to_lowercase())
+                .map(|d| d.to_string())
                 .collect::<Vec<_>>()
                 .join(","),
         }

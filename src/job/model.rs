@@ -1,6 +1,6 @@
 //! Calling the model so that one bad record never costs the others their vectors.
 
-use crate::{Embedder, Role};
+use crate::{Embedder, Request};
 
 /// Embeds texts: per text, its vector or why it failed; plus tokens and truncations.
 ///
@@ -10,10 +10,10 @@ pub(crate) fn embed(
     embedder: &Embedder,
     texts: &[&str],
 ) -> (Vec<Result<Vec<f32>, String>>, u64, u64) {
-    match embedder.embed_partial(texts, Role::Document) {
+    match embedder.embed_with(texts, &Request::documents().keep_going(true)) {
         Ok(partial) => {
             let mut results: Vec<Result<Vec<f32>, String>> = partial
-                .embeddings
+                .dense
                 .rows()
                 .into_iter()
                 .map(|row| Ok(row.to_vec()))

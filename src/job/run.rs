@@ -3,8 +3,6 @@
 
 use std::time::SystemTime;
 
-use candle_core::DeviceLocation;
-
 use super::config::JobConfig;
 use super::counts::{Counts, Report};
 use super::error::JobError;
@@ -98,8 +96,8 @@ pub fn run(embedder: &Embedder, config: &JobConfig) -> Result<Report, JobError> 
     manifest.updated_at = now;
     manifest.write(output)?;
 
-    let gpu = match embedder.device().location() {
-        DeviceLocation::Cuda { gpu_id } => u32::try_from(gpu_id).ok(),
+    let gpu = match embedder.devices().first() {
+        Some(&crate::Device::Cuda(ordinal)) => u32::try_from(ordinal).ok(),
         _ => None,
     };
     let progress = Progress::start(ProgressSettings {

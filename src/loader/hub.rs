@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use hf_hub::api::sync::{ApiBuilder, ApiRepo};
 use hf_hub::{Repo, RepoType};
 
-use super::FileSource;
+use super::source::FileSource;
 use crate::error::{Error, Result};
 
 /// A repo on the hub, read from the cache and, unless offline, downloaded into it.

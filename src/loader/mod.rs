@@ -1,58 +1,13 @@
 //! Finding a model's files and reading its metadata: a local directory or a Hugging Face repo
 //! (through the standard cache, shared with Python tools), in sentence-transformers layout.
+//! [`load`] returns everything an embedder is built from.
 
+mod heads;
 mod hub;
-mod metadata;
+mod locate;
+mod merge;
 mod sentence_transformers;
+mod source;
 mod weights;
 
-use std::path::{Path, PathBuf};
-
-pub(crate) use hub::HubRepo;
-pub(crate) use metadata::locate;
-pub(crate) use sentence_transformers::StSettings;
-pub(crate) use weights::safetensors_files;
-
-use crate::error::{Error, Result};
-
-/// Where a model's files come from.
-pub(crate) trait FileSource {
-    /// How to name the model in messages: the directory or the repo id.
-    fn describe(&self) -> String;
-    /// The local path of `file`, or `None` if the model has no such file.
-    fn get(&self, file: &str) -> Result<Option<PathBuf>>;
-
-    /// Like [`FileSource::get`], but the file must exist.
-    fn require(&self, file: &str) -> Result<PathBuf> {
-        self.get(file)?.ok_or_else(|| Error::MissingFile {
-            model: self.describe(),
-            file: file.to_string(),
-        })
-    }
-}
-
-/// A model directory on disk.
-pub(crate) struct LocalDir(pub PathBuf);
-
-impl FileSource for LocalDir {
-    fn describe(&self) -> String {
-        self.0.display().to_string()
-    }
-
-    fn get(&self, file: &str) -> Result<Option<PathBuf>> {
-        let path = self.0.join(file);
-        Ok(path.is_file().then_some(path))
-    }
-}
-
-/// Reads and parses a JSON file, naming it in any error.
-pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::Malformed {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
-}
+pub(crate) use locate::load;

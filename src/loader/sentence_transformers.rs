@@ -1,7 +1,7 @@
 //! The sentence-transformers files around a transformer checkpoint: `modules.json`, the pooling
 //! config, `sentence_bert_config.json` and the prompts in `config_sentence_transformers.json`.
 
-use super::{read_json, FileSource};
+use super::source::{read_json, FileSource};
 use crate::error::{Error, Result};
 use crate::pooling::Pooling;
 
@@ -108,7 +108,7 @@ fn join(dir: &str, file: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loader::LocalDir;
+    use crate::loader::source::LocalDir;
 
     #[test]
     fn reads_the_standard_layout() {

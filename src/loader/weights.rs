@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::{read_json, FileSource};
+use super::source::{read_json, FileSource};
 use crate::error::{Error, Result};
 
 const INDEX: &str = "model.safetensors.index.json";
@@ -66,7 +66,7 @@ pub(crate) fn safetensors_files(source: &dyn FileSource, dir: &str) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loader::LocalDir;
+    use crate::loader::source::LocalDir;
 
     #[test]
     fn sharded_single_and_pickle() {

@@ -8,7 +8,8 @@ use candle_core::{DType, Module, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
-use super::{Encoder, ModelInput};
+use super::encoder::{Encoder, ModelInput};
+use super::shape::Shape;
 use crate::layers::attention::{attention_bias, merge_heads, scaled_dot_product, split_heads};
 use crate::layers::norm::layer_norm;
 
@@ -34,6 +35,31 @@ pub(crate) struct Config {
 
 fn one() -> usize {
     1
+}
+
+impl Config {
+    /// The sizes; XLM-RoBERTa's first `pad_token_id + 1` positions are reserved, so its inputs
+    /// hold that many tokens fewer than the position table.
+    pub(crate) fn shape(&self, flavour: Flavour) -> Shape {
+        let reserved = match flavour {
+            Flavour::Bert => 0,
+            Flavour::XlmRoberta => self.pad_token_id + 1,
+        };
+        Shape {
+            hidden: self.hidden_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            kv_heads: self.num_attention_heads,
+            head_dim: self
+                .hidden_size
+                .checked_div(self.num_attention_heads)
+                .unwrap_or(0),
+            intermediate: self.intermediate_size,
+            vocab: self.vocab_size,
+            max_positions: Some(self.max_position_embeddings),
+            position_capacity: Some(self.max_position_embeddings.saturating_sub(reserved)),
+        }
+    }
 }
 fn default_eps() -> f64 {
     1e-12

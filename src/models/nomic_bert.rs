@@ -15,7 +15,8 @@ use candle_core::{Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
-use super::{Encoder, ModelInput};
+use super::encoder::{Encoder, ModelInput};
+use super::shape::Shape;
 use crate::layers::activation::swiglu;
 use crate::layers::attention::{attention_bias, merge_heads, scaled_dot_product};
 use crate::layers::norm::layer_norm;
@@ -33,6 +34,9 @@ pub(crate) struct Config {
     num_attention_heads: Option<usize>,
     n_layer: Option<usize>,
     num_hidden_layers: Option<usize>,
+    n_inner: Option<usize>,
+    intermediate_size: Option<usize>,
+    type_vocab_size: Option<usize>,
     layer_norm_epsilon: Option<f64>,
     layer_norm_eps: Option<f64>,
     rotary_emb_base: Option<f64>,
@@ -47,6 +51,7 @@ pub(crate) struct Config {
     rotary_scaling_factor: Option<f64>,
     max_trained_positions: Option<usize>,
     max_position_embeddings: Option<usize>,
+    n_positions: Option<usize>,
     #[serde(default)]
     qkv_proj_bias: bool,
     #[serde(default)]
@@ -86,6 +91,31 @@ struct Dims {
 }
 
 impl Config {
+    /// The sizes. The inner width is the config's (the checkpoint may round it up; see [`Mlp`]);
+    /// rotary positions cap no input length.
+    pub(crate) fn shape(&self) -> candle_core::Result<Shape> {
+        let dims = self.dims()?;
+        Ok(Shape {
+            hidden: dims.hidden,
+            layers: dims.layers,
+            heads: dims.heads,
+            kv_heads: dims.heads,
+            head_dim: dims.hidden.checked_div(dims.heads).unwrap_or(0),
+            intermediate: self
+                .n_inner
+                .or(self.intermediate_size)
+                .unwrap_or(4 * dims.hidden),
+            vocab: self.vocab_size,
+            max_positions: self.max_position_embeddings.or(self.n_positions),
+            position_capacity: None,
+        })
+    }
+
+    /// Rows of the token type table; only the first is ever used.
+    pub(crate) fn type_vocab_size(&self) -> usize {
+        self.type_vocab_size.unwrap_or(2)
+    }
+
     fn dims(&self) -> candle_core::Result<Dims> {
         Ok(Dims {
             hidden: either(self.n_embd, self.hidden_size, "n_embd")?,
@@ -254,9 +284,6 @@ impl Model {
     pub(crate) fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
         cfg.check()?;
         let dims = cfg.dims()?;
-        if dims.hidden % dims.heads != 0 {
-            candle_core::bail!("{} heads do not divide {}", dims.heads, dims.hidden);
-        }
         let vb = if vb.contains_tensor("embeddings.word_embeddings.weight") {
             vb
         } else {

@@ -10,7 +10,8 @@ use candle_core::{Module, Tensor};
 use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::{Encoder, ModelInput};
+use super::encoder::{Encoder, ModelInput};
+use super::shape::Shape;
 use crate::layers::activation::swiglu;
 use crate::layers::attention::{attention_bias, merge_heads, scaled_dot_product, split_heads};
 use crate::layers::norm::rms_norm;
@@ -42,6 +43,8 @@ pub(crate) struct Config {
     attention_bias: bool,
     #[serde(default)]
     use_sliding_window: bool,
+    #[serde(default)]
+    max_position_embeddings: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,13 +60,36 @@ fn default_eps() -> f64 {
 }
 
 impl Config {
+    /// The sizes; rotary positions cap no input length.
+    pub(crate) fn shape(&self) -> Shape {
+        Shape {
+            hidden: self.hidden_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            kv_heads: self.kv_heads(),
+            head_dim: self.head_dim(),
+            intermediate: self.intermediate_size,
+            vocab: self.vocab_size,
+            max_positions: self.max_position_embeddings,
+            position_capacity: None,
+        }
+    }
+
+    /// Whether the config states the head size, which then need not divide the width.
+    pub(crate) fn explicit_head_dim(&self) -> bool {
+        self.head_dim.is_some()
+    }
+
     fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
     fn head_dim(&self) -> usize {
-        self.head_dim
-            .unwrap_or(self.hidden_size / self.num_attention_heads)
+        self.head_dim.unwrap_or_else(|| {
+            self.hidden_size
+                .checked_div(self.num_attention_heads)
+                .unwrap_or(0)
+        })
     }
 
     /// The rotary base; scaled rotary variants (YaRN, linear, ...) are refused rather than run

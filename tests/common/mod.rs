@@ -52,6 +52,15 @@ pub fn cosine(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
     }
 }
 
+/// The largest element-wise difference of two vectors of the same length.
+pub fn max_abs_diff(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths");
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 /// Asserts every row matches: cosine >= `min_cos`, max abs diff <= `max_diff`, all finite.
 pub fn assert_rows_close(
     label: &str,
@@ -70,23 +79,62 @@ pub fn assert_rows_close(
             "{label}: row {i} not finite"
         );
         let cos = cosine(row, want);
-        let diff = row
-            .iter()
-            .zip(want.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let diff = max_abs_diff(row, want);
         assert!(cos >= min_cos, "{label}: row {i} cosine {cos}");
         assert!(diff <= max_diff, "{label}: row {i} max abs diff {diff}");
     }
 }
 
-/// Asserts two embedding matrices agree row by row (batch invariance).
+/// Asserts two embedding matrices agree row by row (batch invariance): in direction (cosine
+/// >= `min_cos`) and in length (relative difference within `1 - min_cos`, at least 1e-5), so
+/// a scale error on an un-normalized model fails too.
 pub fn assert_same_rows(label: &str, a: &Array2<f32>, b: &Array2<f32>, min_cos: f32) {
     assert_eq!(a.dim(), b.dim(), "{label}: shapes");
+    let tolerance = (1.0 - min_cos).max(1e-5);
     for i in 0..a.nrows() {
         let cos = cosine(a.row(i), b.row(i));
         assert!(cos >= min_cos, "{label}: row {i} cosine {cos}");
+        let (na, nb) = (
+            a.row(i).dot(&a.row(i)).sqrt(),
+            b.row(i).dot(&b.row(i)).sqrt(),
+        );
+        assert!(
+            (na - nb).abs() <= tolerance * nb.max(1e-6),
+            "{label}: row {i} norms {na} and {nb}"
+        );
     }
+}
+
+/// Batch invariance of the fixture model in `dir` on `texts`: the whole list in one call, in
+/// many small batches (`small_budget` tokens each), and a batch of equal-length texts (no
+/// padding at all) each equal every text embedded alone.
+pub fn assert_batch_invariant(
+    label: &str,
+    dir: &std::path::Path,
+    texts: &[String],
+    small_budget: usize,
+) {
+    let cpu = || rembed::Options::default().with_device(rembed::Device::Cpu);
+    let embedder = rembed::Embedder::load(dir.to_str().unwrap(), cpu()).unwrap();
+    let alone = one_at_a_time(&embedder, texts);
+    let mixed = embedder.embed(texts).unwrap();
+    assert_same_rows(&format!("{label} mixed batch"), &mixed, &alone, 0.99999);
+
+    let small = rembed::Embedder::load(
+        dir.to_str().unwrap(),
+        cpu().with_max_batch_tokens(small_budget),
+    )
+    .unwrap();
+    let batches = small.embed(texts).unwrap();
+    assert_same_rows(&format!("{label} small batches"), &batches, &alone, 0.99999);
+
+    let equal = equal_length_texts(&embedder);
+    assert_same_rows(
+        &format!("{label} equal lengths"),
+        &embedder.embed(&equal).unwrap(),
+        &one_at_a_time(&embedder, &equal),
+        0.99999,
+    );
 }
 
 /// Token ids as rembed's tokenizer produces them, with the model's truncation.
@@ -102,6 +150,13 @@ pub fn ids(embedder: &rembed::Embedder, texts: &[String], prompt: &str) -> Vec<V
                 .to_vec()
         })
         .collect()
+}
+
+/// Token ids embedded as given.
+pub fn embed_ids(embedder: &rembed::Embedder, ids: &[Vec<u32>]) -> rembed::Result<Array2<f32>> {
+    embedder
+        .embed_with(&rembed::TokenIds(ids), &rembed::Request::default())
+        .map(|e| e.dense)
 }
 
 /// Each text embedded in a call of its own, rows stacked: the batch-of-one baseline that batch
@@ -217,7 +272,7 @@ pub fn equal_length_texts(embedder: &rembed::Embedder) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     let ids = embedder
-        .token_ids(&candidates, rembed::Role::Document)
+        .tokenize(&candidates, &rembed::Request::documents())
         .unwrap();
     let mut by_length = std::collections::BTreeMap::<usize, Vec<String>>::new();
     for (text, ids) in candidates.into_iter().zip(ids) {

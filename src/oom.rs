@@ -1,0 +1,123 @@
+//! The one place that decides whether a failed forward pass ran out of device memory (and so is
+//! worth halving), and the simulated out-of-memory that tests drive halving with on the CPU.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Whether a tensor-library error means the device ran out of memory.
+///
+/// Context, path and backtrace layers are unwrapped first and only the innermost error is read:
+/// a backtrace can name a function called `..._out_of_memory` without anything having run out.
+/// The innermost error is then a simulated one (tests), or the CUDA driver's
+/// `CUDA_ERROR_OUT_OF_MEMORY` or cuBLAS's `CUBLAS_STATUS_ALLOC_FAILED` as candle reports them.
+/// CPU allocation failures abort the process, so they never get here.
+pub(crate) fn is_oom(error: &candle_core::Error) -> bool {
+    let leaf = innermost(error);
+    if let candle_core::Error::WrappedContext { wrapped, .. } = leaf {
+        if wrapped.downcast_ref::<Simulated>().is_some() {
+            return true;
+        }
+    }
+    let text = leaf.to_string();
+    OOM_CODES.iter().any(|code| text.contains(code))
+}
+
+/// The codes CUDA and cuBLAS report out-of-memory with.
+const OOM_CODES: [&str; 2] = ["CUDA_ERROR_OUT_OF_MEMORY", "CUBLAS_STATUS_ALLOC_FAILED"];
+
+fn innermost(mut error: &candle_core::Error) -> &candle_core::Error {
+    loop {
+        error = match error {
+            candle_core::Error::Context { inner, .. }
+            | candle_core::Error::WithPath { inner, .. }
+            | candle_core::Error::WithBacktrace { inner, .. } => inner,
+            leaf => return leaf,
+        }
+    }
+}
+
+/// Decides which forward passes fail as if the device were out of memory: given a batch's input
+/// indices (positions in the caller's slice) and its padded token count, true fails it.
+pub(crate) type OomRule = dyn Fn(&[usize], usize) -> bool + Send + Sync;
+
+/// A rule that makes chosen batches fail as out-of-memory before they reach the network, so
+/// that halving can be tested through the real embedder on a CPU.
+#[derive(Clone)]
+pub struct SimulatedOom(Arc<OomRule>);
+
+impl SimulatedOom {
+    pub(crate) fn new(rule: Arc<OomRule>) -> Self {
+        Self(rule)
+    }
+
+    /// Fails the batch if the rule says so.
+    pub(crate) fn check(&self, rows: &[usize], padded_tokens: usize) -> candle_core::Result<()> {
+        if (self.0)(rows, padded_tokens) {
+            return Err(candle_core::Error::WrappedContext {
+                wrapped: Box::new(Simulated),
+                context: format!("{} inputs, {padded_tokens} padded tokens", rows.len()),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SimulatedOom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SimulatedOom")
+    }
+}
+
+/// The error a simulated out-of-memory carries.
+#[derive(Debug)]
+struct Simulated;
+
+impl fmt::Display for Simulated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("simulated out of memory")
+    }
+}
+
+impl std::error::Error for Simulated {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(text: &str) -> candle_core::Error {
+        candle_core::Error::Msg(text.into())
+    }
+
+    #[test]
+    fn recognises_cuda_and_cublas_out_of_memory_under_any_wrapping() {
+        let driver = "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")";
+        assert!(is_oom(&msg(driver)));
+        assert!(is_oom(&msg(driver).context("while running layer 3")));
+        assert!(is_oom(&msg(driver).bt()));
+        assert!(is_oom(&msg("CublasError(CUBLAS_STATUS_ALLOC_FAILED)")));
+        assert!(!is_oom(&msg("shape mismatch in matmul")));
+    }
+
+    #[test]
+    fn a_backtrace_that_names_out_of_memory_does_not_count() {
+        let inner = Box::new(msg("shape mismatch in matmul"));
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        let error = candle_core::Error::WithBacktrace {
+            inner,
+            backtrace: Box::new(backtrace),
+        };
+        // What a test binary's frames look like: a function named after out-of-memory.
+        let error =
+            error.context("in tests::single_input_out_of_memory CUDA_ERROR_OUT_OF_MEMORY frame");
+        assert!(!is_oom(&error), "{error}");
+    }
+
+    #[test]
+    fn a_simulated_failure_counts_and_names_its_batch() {
+        let rule = SimulatedOom::new(Arc::new(|rows: &[usize], _| rows.len() > 2));
+        assert!(rule.check(&[0, 1], 10).is_ok());
+        let err = rule.check(&[0, 1, 2], 30).unwrap_err();
+        assert!(is_oom(&err));
+        assert!(err.to_string().contains("30 padded tokens"), "{err}");
+    }
+}
