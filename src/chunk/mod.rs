@@ -21,8 +21,8 @@
 //!    and whose id is a hash of its content, so the same input gives the same ids on every run.
 //!
 //! Long documents go through [`TextSplitter`], which prefers to break at markdown headings, then
-//! blank lines, line ends, sentence ends and finally spaces; [`crate::Embedder::embed_long`]
-//! embeds its chunks.
+//! blank lines, line ends, sentence ends and finally spaces; [`LongText::Chunks`](crate::LongText::Chunks)
+//! embeds a text as its chunks.
 //!
 //! ```
 //! use rembed::chunk::{ChatChunker, Message};
