@@ -44,7 +44,7 @@ pub(crate) fn embed_chunked(
         let chunks = splitter.split(text, &counter)?;
         let text_ranges: Vec<_> = if chunks.is_empty() {
             pieces.push("");
-            vec![0..0]
+            std::iter::once(0..0).collect()
         } else {
             pieces.extend(chunks.iter().map(|c| c.text));
             chunks.iter().map(|c| c.range.clone()).collect()

@@ -199,6 +199,14 @@ const NOT_FINITE: &str = "the model produced a vector that is not finite (NaN or
 mod tests {
     use super::*;
 
+    fn outcome_of(rows: Vec<(usize, Row)>) -> Outcome<Row> {
+        Outcome {
+            rows,
+            failures: Vec::new(),
+            splits: 0,
+        }
+    }
+
     fn row(v: f32) -> Row {
         Row {
             dense: vec![v, v],
@@ -209,23 +217,20 @@ mod tests {
 
     #[test]
     fn a_lost_or_doubled_input_is_an_error_never_a_zero_row() {
-        let mut outcome = Outcome::default();
-        outcome.rows = vec![(0, row(1.0)), (2, row(2.0))];
+        let outcome = outcome_of(vec![(0, row(1.0)), (2, row(2.0))]);
         let err = account(outcome, 3, &[1, 1, 1], true).err().unwrap();
         assert!(
             matches!(&err, Error::Internal { reason } if reason.contains("[1]")),
             "{err}"
         );
 
-        let mut outcome = Outcome::default();
-        outcome.rows = vec![(0, row(1.0)), (0, row(1.0))];
+        let outcome = outcome_of(vec![(0, row(1.0)), (0, row(1.0))]);
         assert!(account(outcome, 1, &[1], true).is_err());
     }
 
     #[test]
     fn a_non_finite_row_is_that_inputs_failure() {
-        let mut outcome = Outcome::default();
-        outcome.rows = vec![(1, row(f32::NAN)), (0, row(1.0))];
+        let outcome = outcome_of(vec![(1, row(f32::NAN)), (0, row(1.0))]);
         let (rows, failures, _) = account(outcome, 2, &[3, 4], true).unwrap();
         assert!(rows[0].is_some() && rows[1].is_none());
         assert_eq!(failures.len(), 1);
@@ -234,8 +239,7 @@ mod tests {
             (1, FailureKind::NotFinite)
         );
 
-        let mut outcome = Outcome::default();
-        outcome.rows = vec![(0, row(1.0)), (1, row(f32::INFINITY))];
+        let outcome = outcome_of(vec![(0, row(1.0)), (1, row(f32::INFINITY))]);
         let err = account(outcome, 2, &[3, 4], false).err().unwrap();
         assert!(
             matches!(

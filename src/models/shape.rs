@@ -40,13 +40,13 @@ impl Shape {
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} is 0"));
         }
-        if !explicit_head_dim && self.hidden % self.heads != 0 {
+        if !explicit_head_dim && !self.hidden.is_multiple_of(self.heads) {
             return Err(format!(
                 "{} attention heads do not divide the hidden size {}",
                 self.heads, self.hidden
             ));
         }
-        if self.heads % self.kv_heads != 0 {
+        if !self.heads.is_multiple_of(self.kv_heads) {
             return Err(format!(
                 "{} query heads cannot share {} key/value heads",
                 self.heads, self.kv_heads

@@ -85,9 +85,9 @@ pub fn assert_rows_close(
     }
 }
 
-/// Asserts two embedding matrices agree row by row (batch invariance): in direction (cosine
-/// >= `min_cos`) and in length (relative difference within `1 - min_cos`, at least 1e-5), so
-/// a scale error on an un-normalized model fails too.
+/// Asserts two embedding matrices agree row by row (batch invariance): in direction (cosine of
+/// at least `min_cos`) and in length (relative difference within `1 - min_cos`, at least 1e-5),
+/// so a scale error on an un-normalized model fails too.
 pub fn assert_same_rows(label: &str, a: &Array2<f32>, b: &Array2<f32>, min_cos: f32) {
     assert_eq!(a.dim(), b.dim(), "{label}: shapes");
     let tolerance = (1.0 - min_cos).max(1e-5);
