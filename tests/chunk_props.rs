@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use rembed::chunk::{ChatChunker, Chunk, Filter, Flags, Message};
+use rembed::chunk::{ChatChunker, Chunk, Flags, Message};
 
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -125,6 +125,16 @@ fn shared(a: &Chunk, b: &Chunk) -> usize {
     n
 }
 
+/// Which generated messages the chunker must keep, decided here rather than by the crate's own
+/// filter: not unsent, some text, and not one of the system texts the generator draws (the
+/// random texts are astronomically unlikely to spell one of Messenger's event lines).
+fn expected_kept(message: &Message) -> bool {
+    const SYSTEM_TEXTS: [&str; 2] = ["You sent a photo.", "Ann reacted 😂 to your message"];
+    !message.flags.unsent
+        && !message.text.trim().is_empty()
+        && !SYSTEM_TEXTS.contains(&message.text.as_str())
+}
+
 proptest! {
     #[test]
     fn chunks_keep_every_message_within_limits_and_in_time_order(
@@ -133,7 +143,6 @@ proptest! {
     ) {
         let out = settings.chunker().chunk(&messages).unwrap();
         let by_id: HashMap<&str, &Message> = messages.iter().map(|m| (m.id.as_str(), m)).collect();
-        let filter = Filter::default();
         let mut seen: HashSet<&str> = HashSet::new();
         for chunk in &out.chunks {
             prop_assert!(chunk.text.chars().count() <= settings.max_chars);
@@ -148,7 +157,7 @@ proptest! {
         // A turn is never split when its label (at most half the limit) and its text fit.
         let room = settings.max_chars - settings.max_chars / 2;
         for message in &messages {
-            let kept = filter.reason(message).is_none();
+            let kept = expected_kept(message);
             prop_assert_eq!(seen.contains(message.id.as_str()), kept, "message {}", message.id);
             let text = message.text.trim();
             if kept && settings.coalesce_chars.max(text.chars().count()) <= room {

@@ -112,7 +112,9 @@ query_prompt = "registry query: "
     );
 
     // A pinned commit resolves straight to its snapshot; an unknown one is a missing file.
-    assert!(Embedder::load("tiny", options.clone().with_revision(commit)).is_ok());
+    let pinned = Embedder::load("tiny", options.clone().with_revision(commit)).unwrap();
+    assert_eq!(pinned.spec().revision, commit);
+    assert_eq!(pinned.embed(&reference.texts).unwrap(), docs);
     let err = Embedder::load("tiny", options.with_revision("v2")).unwrap_err();
     assert!(matches!(err, Error::MissingFile { .. }), "{err}");
 }
