@@ -355,6 +355,43 @@ fn post_process(spec: &ModelSpec, dim: usize) -> Result<PostProcess> {
 mod tests {
     use super::*;
 
+    /// Every registry model's exact layer shape builds and embeds: its config with one layer
+    /// and a small vocabulary (the full sizes take gigabytes), seeded random weights.
+    #[test]
+    fn every_registry_model_shape_builds_and_embeds() {
+        let registry = Registry::builtin();
+        for spec in registry.models() {
+            let mut raw = spec.config.clone().expect("[model.config]");
+            for key in ["num_hidden_layers", "n_layer"] {
+                if raw.get(key).is_some() {
+                    raw[key] = 1.into();
+                }
+            }
+            raw["vocab_size"] = 300.into();
+            let path = std::path::Path::new("models.toml");
+            let config = Config::parse(&raw, path, &spec.name).unwrap();
+            let mut spec = spec.clone();
+            spec.end_token = None;
+            let weights = WeightSource::Random {
+                seed: 1,
+                described_in: path.into(),
+            };
+            let options = Options::default().with_device(Device::Cpu);
+            let tokenizer = placeholder_tokenizer(&spec.name).unwrap();
+            let embedder =
+                Embedder::build(spec, &config, tokenizer, &weights, &HeadFiles::default(), &options)
+                    .unwrap();
+            let ids = vec![vec![1u32, 7, 299, 2], vec![5, 6]];
+            let out = embedder
+                .embed_with(&crate::TokenIds(&ids), &Request::default())
+                .unwrap();
+            let name = &embedder.spec().name;
+            assert_eq!(out.dense.dim(), (2, embedder.spec().dim), "{name}");
+            assert!(out.dense.iter().all(|v| v.is_finite()), "{name}");
+            assert!(out.dense.row(0) != out.dense.row(1), "{name}");
+        }
+    }
+
     #[test]
     fn embedder_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
