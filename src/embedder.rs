@@ -378,9 +378,15 @@ mod tests {
             };
             let options = Options::default().with_device(Device::Cpu);
             let tokenizer = placeholder_tokenizer(&spec.name).unwrap();
-            let embedder =
-                Embedder::build(spec, &config, tokenizer, &weights, &HeadFiles::default(), &options)
-                    .unwrap();
+            let embedder = Embedder::build(
+                spec,
+                &config,
+                tokenizer,
+                &weights,
+                &HeadFiles::default(),
+                &options,
+            )
+            .unwrap();
             let ids = vec![vec![1u32, 7, 299, 2], vec![5, 6]];
             let out = embedder
                 .embed_with(&crate::TokenIds(&ids), &Request::default())

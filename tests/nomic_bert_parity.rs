@@ -167,11 +167,12 @@ fn bf16_stays_close_to_the_reference() {
     )
     .unwrap();
     let docs = embedder.embed(&reference.texts).unwrap();
+    // Twice the worst measured on the CPU (2026-12-01: 1-cos 9.5e-5, max diff 0.006).
     assert_rows_close(
         "nomic bf16",
         &docs,
         &reference.documents.embeddings,
-        0.99,
-        0.1,
+        1.0 - 2e-4,
+        0.012,
     );
 }

@@ -247,12 +247,13 @@ fn bf16_stays_close_to_the_reference() {
     )
     .unwrap();
     let docs = embedder.embed(&reference.texts).unwrap();
+    // Twice the worst measured on the CPU (2026-12-01: 1-cos 5.6e-4, max diff 0.0125).
     assert_rows_close(
         "qwen3 bf16",
         &docs,
         &reference.documents.embeddings,
-        0.99,
-        0.1,
+        1.0 - 1.2e-3,
+        0.025,
     );
 }
 

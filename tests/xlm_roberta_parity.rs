@@ -217,17 +217,20 @@ fn bf16_stays_close_to_the_reference() {
     )
     .unwrap();
     let all = embed_all(&embedder, &reference.texts).unwrap();
+    // Twice the worst measured on the CPU (2026-12-01: 1-cos 9.6e-5, max diff 0.0083;
+    // ColBERT rows 1-cos 3.0e-4).
     assert_rows_close(
         "xlm-r bf16",
         &all.dense,
         &reference.documents.embeddings,
-        0.99,
-        0.1,
+        1.0 - 2e-4,
+        0.017,
     );
+    assert_eq!(all.colbert.len(), reference.colbert.len());
     for (got, want) in all.colbert.iter().zip(&reference.colbert) {
         assert_eq!(got.nrows(), want.len());
         for (row, want) in got.rows().into_iter().zip(want) {
-            assert!(cosine(row, ArrayView1::from(want)) >= 0.99);
+            assert!(cosine(row, ArrayView1::from(want)) >= 1.0 - 6e-4);
         }
     }
 }
