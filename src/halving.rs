@@ -1,6 +1,7 @@
 //! Recursive batch halving on device out-of-memory: a batch that does not fit is split in two
 //! and each half retried, down to a single input, which then fails with its index.
 
+use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
 use crate::oom::is_oom;
 
@@ -53,19 +54,35 @@ impl<T> Default for Outcome<T> {
 /// value per row. The one shape a batch has from the embedder down to the device.
 pub(crate) type Forward<'a, C, T> = dyn Fn(&C, &[usize]) -> candle_core::Result<Vec<T>> + Sync + 'a;
 
-/// Runs `forward` on `batch` (input indices), halving on out-of-memory.
+/// Runs `forward` on `batch` (input indices), halving on out-of-memory. A batch at least as
+/// large (in padded tokens) as one that already ran out of memory on this device (`budget`) is
+/// split before it runs.
 ///
 /// Other errors are never retried: they are returned, or with `keep_going` recorded as a
 /// failure of every input of the batch. A single input that is out of memory gives
 /// [`Error::OutOfMemory`], or with `keep_going` a failure, and the other inputs go on.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<C, T>(
     context: &C,
+    budget: &MemoryBudget,
     batch: &[usize],
     tokens: &dyn Fn(usize) -> usize,
     forward: &Forward<'_, C, T>,
     keep_going: bool,
     outcome: &mut Outcome<T>,
 ) -> Result<()> {
+    let padded = batch.len() * batch.iter().map(|&i| tokens(i)).max().unwrap_or(0);
+    let halve = |outcome: &mut Outcome<T>| {
+        outcome.splits += 1;
+        let (first, second) = batch.split_at(batch.len() / 2);
+        run(context, budget, first, tokens, forward, keep_going, outcome)?;
+        run(
+            context, budget, second, tokens, forward, keep_going, outcome,
+        )
+    };
+    if batch.len() > 1 && !budget.allows(padded) {
+        return halve(outcome);
+    }
     let error = match forward(context, batch) {
         Ok(rows) => {
             outcome.rows.extend(batch.iter().copied().zip(rows));
@@ -73,15 +90,16 @@ pub(crate) fn run<C, T>(
         }
         Err(error) => error,
     };
+    if is_oom(&error) {
+        budget.failed(padded);
+    }
     if is_oom(&error) && batch.len() > 1 {
         tracing::info!(
             inputs = batch.len(),
+            padded_tokens = padded,
             "device out of memory; halving the batch"
         );
-        outcome.splits += 1;
-        let (first, second) = batch.split_at(batch.len() / 2);
-        run(context, first, tokens, forward, keep_going, outcome)?;
-        return run(context, second, tokens, forward, keep_going, outcome);
+        return halve(outcome);
     }
     let out_of_memory = is_oom(&error);
     if !keep_going {
@@ -123,6 +141,16 @@ mod tests {
         batch: &[usize],
         keep_going: bool,
     ) -> (Result<()>, Outcome<usize>, usize) {
+        drive_with(&MemoryBudget::default(), lengths, batch, keep_going)
+    }
+
+    /// [`drive`] with a budget that lasts across calls, as a replica's does.
+    fn drive_with(
+        budget: &MemoryBudget,
+        lengths: &[usize],
+        batch: &[usize],
+        keep_going: bool,
+    ) -> (Result<()>, Outcome<usize>, usize) {
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let forward = |_: &(), batch: &[usize]| {
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -138,6 +166,7 @@ mod tests {
         let mut outcome = Outcome::default();
         let result = run(
             &(),
+            budget,
             batch,
             &|i| lengths[i],
             &forward,
@@ -145,6 +174,23 @@ mod tests {
             &mut outcome,
         );
         (result, outcome, calls.into_inner())
+    }
+
+    #[test]
+    fn a_size_that_ran_out_of_memory_is_split_before_it_runs_again() {
+        let budget = MemoryBudget::default();
+        let batch: Vec<usize> = (0..8).collect();
+        let (result, first, calls) = drive_with(&budget, &[20; 8], &batch, false);
+        result.unwrap();
+        assert_eq!((first.splits, calls), (1, 3), "fails once, then two halves");
+        let (result, second, calls) = drive_with(&budget, &[20; 8], &batch, false);
+        result.unwrap();
+        assert_eq!(
+            (second.splits, calls),
+            (1, 2),
+            "split first: no failed attempt"
+        );
+        assert_eq!(second.rows.len(), 8);
     }
 
     #[test]
@@ -203,7 +249,17 @@ mod tests {
             Err(candle_core::Error::Msg("shape mismatch".into()))
         };
         let mut outcome = Outcome::default();
-        let err = run(&(), &[0, 1, 2, 3], &|_| 5, &forward, false, &mut outcome).unwrap_err();
+        let budget = MemoryBudget::default();
+        let err = run(
+            &(),
+            &budget,
+            &[0, 1, 2, 3],
+            &|_| 5,
+            &forward,
+            false,
+            &mut outcome,
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::Candle(_)));
         assert_eq!(calls.into_inner(), 1);
     }

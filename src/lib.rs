@@ -50,6 +50,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod batch;
+mod budget;
 pub mod chunk;
 mod device;
 mod embedder;

@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::budget::MemoryBudget;
 use crate::error::Result;
 use crate::halving::{self, Forward, Outcome};
 use crate::models::Network;
@@ -14,6 +15,8 @@ use crate::models::Network;
 pub(crate) struct Replica {
     pub network: Network,
     pub device: candle_core::Device,
+    /// What the device has taught about its memory, kept across calls.
+    pub budget: MemoryBudget,
 }
 
 /// Runs every batch on some replica, halving a batch that runs out of memory (see
@@ -34,9 +37,15 @@ pub(crate) fn run_spread<T: Send>(
             let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
             };
-            if let Err(error) =
-                halving::run(replica, batch, tokens, forward, keep_going, &mut outcome)
-            {
+            if let Err(error) = halving::run(
+                replica,
+                &replica.budget,
+                batch,
+                tokens,
+                forward,
+                keep_going,
+                &mut outcome,
+            ) {
                 failed.store(true, Ordering::Relaxed);
                 return Err(error);
             }
@@ -91,6 +100,7 @@ mod tests {
             .map(|_| Replica {
                 network: Network::from_encoder(Box::new(NoModel)),
                 device: candle_core::Device::Cpu,
+                budget: MemoryBudget::default(),
             })
             .collect()
     }

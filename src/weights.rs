@@ -69,5 +69,9 @@ pub(crate) fn load_replica(
     })?;
     let network = Network::new(config, vb, heads).map_err(|e| weights.malformed(e))?;
     device.synchronize()?;
-    Ok(Replica { network, device })
+    Ok(Replica {
+        network,
+        device,
+        budget: Default::default(),
+    })
 }
