@@ -67,15 +67,15 @@ pub enum Error {
 
     /// Occurs when an output dimension is asked for that the model was not trained to produce.
     #[error(
-        "model `{model}` cannot produce {requested}-dimensional vectors; supported: {supported:?}"
+        "model `{model}` cannot produce {requested}-dimensional vectors; it can produce {supported}"
     )]
     UnsupportedDimension {
         /// The model name.
         model: String,
         /// The requested dimension.
         requested: usize,
-        /// The dimensions the model supports.
-        supported: Vec<usize>,
+        /// The dimensions the model supports, in words (`any of 32 to 1024`, `256 or 768`).
+        supported: String,
     },
 
     /// Occurs when an option holds a value that cannot work (zero token budget, a bad device string).

@@ -186,16 +186,23 @@ impl ModelSpec {
                 .is_some_and(|min| (min..=self.dim).contains(&dim))
     }
 
-    /// The supported dimensions, for error messages (a range is shown by its ends).
-    pub fn supported_dims(&self) -> Vec<usize> {
+    /// The supported dimensions in words, for messages: `any of 32 to 1024`, or the list
+    /// (`64, 128, 256, 512 or 768`).
+    pub fn supported_dims(&self) -> String {
         match self.matryoshka_min {
-            Some(min) => vec![min, self.dim],
+            Some(min) => format!("any of {min} to {}", self.dim),
             None => {
                 let mut dims = self.matryoshka_dims.clone();
                 dims.push(self.dim);
                 dims.sort_unstable();
                 dims.dedup();
-                dims
+                let mut words: Vec<String> = dims.iter().map(usize::to_string).collect();
+                let last = words.pop().unwrap_or_default();
+                if words.is_empty() {
+                    last
+                } else {
+                    format!("{} or {last}", words.join(", "))
+                }
             }
         }
     }
@@ -411,7 +418,8 @@ mod tests {
         assert!(qwen.supports_dim(32) && qwen.supports_dim(777) && !qwen.supports_dim(31));
         let nomic = registry.find("nomic-embed-text-v1.5").unwrap();
         assert!(nomic.supports_dim(256) && !nomic.supports_dim(300));
-        assert_eq!(nomic.supported_dims(), vec![64, 128, 256, 512, 768]);
+        assert_eq!(nomic.supported_dims(), "64, 128, 256, 512 or 768");
+        assert_eq!(qwen.supported_dims(), "any of 32 to 1024");
     }
 
     #[test]

@@ -53,11 +53,25 @@ impl TextTokenizer {
                 "the tokenizer does not end inputs with the model's end token; rembed appends it"
             );
         }
+        // The template's special tokens (and an appended end token) take room no text can use.
+        let special = tokenizer
+            .encode("", true)
+            .map_err(|e| failed(e.to_string()))?
+            .len()
+            + usize::from(append_end.is_some());
+        if spec.max_length <= special {
+            return Err(Error::InvalidOption {
+                option: "max_length",
+                reason: format!(
+                    "{} tokens leave no room for text: `{}` puts {special} special tokens around every input",
+                    spec.max_length, spec.name
+                ),
+            });
+        }
         tokenizer
             .with_truncation(Some(TruncationParams {
                 // The appended end token counts toward the max length, as a template's would.
-                max_length: spec.max_length
-                    - usize::from(append_end.is_some() && spec.max_length > 1),
+                max_length: spec.max_length - usize::from(append_end.is_some()),
                 ..Default::default()
             }))
             .map_err(|e| failed(e.to_string()))?;
@@ -175,8 +189,9 @@ fn was_truncated(encoding: &tokenizers::Encoding, text: &str) -> bool {
         .map(|(&(_, end), _)| end)
         .max()
         .unwrap_or(0);
+    // What the tokenizer drops (whitespace, control characters such as NUL) was not cut.
     text.get(covered..)
-        .is_some_and(|rest| !rest.trim().is_empty())
+        .is_some_and(|rest| rest.chars().any(|c| !c.is_whitespace() && !c.is_control()))
 }
 
 /// The id of `token` when the tokenizer's template does not already end every input with it

@@ -22,7 +22,7 @@ fn unsupported_dimension_names_the_supported_ones() {
     let err =
         Embedder::load(fixture("bert-mean").to_str().unwrap(), cpu().with_dim(12)).unwrap_err();
     assert!(
-        matches!(&err, Error::UnsupportedDimension { requested: 12, supported, .. } if supported == &vec![36]),
+        matches!(&err, Error::UnsupportedDimension { requested: 12, supported, .. } if supported == "36"),
         "{err}"
     );
 }
@@ -111,12 +111,15 @@ query_prompt = "registry query: "
         1e-4,
     );
 
-    // A pinned commit resolves straight to its snapshot; an unknown one is a missing file.
+    // A pinned commit resolves straight to its snapshot; an uncached one is named as such.
     let pinned = Embedder::load("tiny", options.clone().with_revision(commit)).unwrap();
     assert_eq!(pinned.spec().revision, commit);
     assert_eq!(pinned.embed(&reference.texts).unwrap(), docs);
     let err = Embedder::load("tiny", options.with_revision("v2")).unwrap_err();
-    assert!(matches!(err, Error::MissingFile { .. }), "{err}");
+    assert!(
+        matches!(&err, Error::Hub { reason, .. } if reason.contains("not in the local cache")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -184,4 +187,74 @@ fn truncation_is_counted_whatever_the_tokenizer_template() {
             .unwrap();
         assert_eq!(out.truncated, 1, "{name}");
     }
+}
+
+#[test]
+fn inputs_ending_in_control_characters_are_not_counted_as_truncated() {
+    let embedder = Embedder::load(fixture("bert-mean").to_str().unwrap(), cpu()).unwrap();
+    let out = embedder
+        .embed_with(
+            &["hello world\0", "tab\t\0\0", "x\u{7}"],
+            &rembed::Request::default(),
+        )
+        .unwrap();
+    assert_eq!(out.truncated, 0);
+}
+
+#[test]
+fn a_max_length_with_no_room_for_text_is_refused() {
+    let dir = fixture("bert-mean");
+    let err = Embedder::load(dir.to_str().unwrap(), cpu().with_max_length(2)).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidOption { option: "max_length", reason }
+            if reason.contains("2 special tokens")),
+        "{err}"
+    );
+    let three = Embedder::load(dir.to_str().unwrap(), cpu().with_max_length(3)).unwrap();
+    let out = three
+        .embed_with(&["one two three"], &rembed::Request::default())
+        .unwrap();
+    assert_eq!((out.tokens, out.truncated), (3, 1));
+}
+
+/// A scratch copy of a fixture whose `config.json` is rewritten by `edit`.
+fn with_config(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy_dir(&fixture(name), tmp.path());
+    let path = tmp.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(&path, config.to_string()).unwrap();
+    tmp
+}
+
+#[test]
+fn zero_or_non_dividing_heads_are_refused_naming_the_config() {
+    for (heads, says) in [
+        (0, "attention heads is 0"),
+        (7, "7 attention heads do not divide"),
+    ] {
+        let tmp = with_config("bert-mean", |c| c["num_attention_heads"] = heads.into());
+        let err = Embedder::load(tmp.path().to_str().unwrap(), cpu()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Malformed { path, reason }
+                if path.ends_with("config.json") && reason.contains(says)),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_config_with_a_byte_order_mark_loads() {
+    let tmp = with_config("bert-mean", |_| {});
+    let path = tmp.path().join("config.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("\u{feff}{text}")).unwrap();
+    let with_bom = Embedder::load(tmp.path().to_str().unwrap(), cpu()).unwrap();
+    let plain = Embedder::load(fixture("bert-mean").to_str().unwrap(), cpu()).unwrap();
+    assert_eq!(
+        with_bom.embed(&["hello"]).unwrap(),
+        plain.embed(&["hello"]).unwrap()
+    );
 }

@@ -62,6 +62,12 @@ impl HubRepo {
     /// The cached copy of `file`, if any. A 40-hex revision names a snapshot directly; a branch or
     /// tag is resolved through `refs/`, as the Python hub client does.
     fn cached(&self, file: &str) -> Option<PathBuf> {
+        let path = self.snapshot()?.join(file);
+        path.is_file().then_some(path)
+    }
+
+    /// The cached snapshot folder of the revision, if the cache has one.
+    fn snapshot(&self) -> Option<PathBuf> {
         let repo_dir = self
             .cache_dir
             .join(format!("models--{}", self.repo.replace('/', "--")));
@@ -73,8 +79,8 @@ impl HubRepo {
                 .trim()
                 .to_string()
         };
-        let path = repo_dir.join("snapshots").join(commit).join(file);
-        path.is_file().then_some(path)
+        let dir = repo_dir.join("snapshots").join(commit);
+        dir.is_dir().then_some(dir)
     }
 }
 
@@ -88,7 +94,22 @@ impl FileSource for HubRepo {
             return Ok(Some(path));
         }
         let Some(api) = &self.api else {
-            return Ok(None);
+            // Offline, a snapshot in the cache is the whole repo as far as we can know; without
+            // one the model was never downloaded, which is not the same as a missing file.
+            return match self.snapshot() {
+                Some(_) => Ok(None),
+                None => Err(Error::Hub {
+                    repo: self.repo.clone(),
+                    file: file.to_string(),
+                    reason: format!(
+                        "revision `{}` is not in the local cache {} and downloads are off \
+                         (offline, or HF_HUB_OFFLINE=1): download it once online, or point \
+                         HF_HUB_CACHE at a cache that has it",
+                        self.revision,
+                        self.cache_dir.display()
+                    ),
+                }),
+            };
         };
         match api.get(file) {
             Ok(path) => Ok(Some(path)),

@@ -113,10 +113,19 @@ fn find(
     options: &Options,
 ) -> Result<(Box<dyn FileSource>, Option<ModelSpec>)> {
     let path = Path::new(model);
-    if path.is_dir() {
+    let registered = registry.find(model);
+    // A bare registry name means the registry's model even where a folder of that name sits in
+    // the working directory; `./name` means the folder.
+    if path.is_dir() && (registered.is_none() || looks_like_path(model)) {
         return Ok((Box::new(LocalDir(path.to_path_buf())), None));
     }
-    if let Some(spec) = registry.find(model) {
+    if path.is_dir() {
+        tracing::warn!(
+            model,
+            "a folder of the same name is in the working directory; loading the registry model (write ./{model} for the folder)"
+        );
+    }
+    if let Some(spec) = registered {
         let revision = options.revision.as_deref().unwrap_or(&spec.revision);
         let repo = HubRepo::open(
             &spec.repo,
@@ -131,7 +140,7 @@ fn find(
         let repo = HubRepo::open(model, revision, options.cache_dir.clone(), options.offline)?;
         return Ok((Box::new(repo), None));
     }
-    if model.contains(std::path::MAIN_SEPARATOR) || model.starts_with('.') {
+    if looks_like_path(model) {
         return Err(Error::Io {
             path: path.to_path_buf(),
             source: std::io::ErrorKind::NotFound.into(),
@@ -158,6 +167,14 @@ fn directory_origin(path: &Path, config: &serde_json::Value) -> Option<String> {
                 .map(|r| r.replace("--", "/"))
         });
     snapshot.or_else(|| config.get("_name_or_path")?.as_str().map(str::to_string))
+}
+
+/// Whether `model` is written as a path (`./name`, `/abs`, `dir/sub/name`) rather than a name.
+fn looks_like_path(model: &str) -> bool {
+    model.starts_with('.')
+        || model.starts_with('/')
+        || model.matches('/').count() > 1
+        || model.contains(std::path::MAIN_SEPARATOR) && !looks_like_repo_id(model)
 }
 
 /// `owner/name`: one slash, no path-like parts.
@@ -195,6 +212,15 @@ mod tests {
             Some("BAAI/bge-m3")
         );
         assert_eq!(directory_origin(tmp.path(), &none), None);
+    }
+
+    #[test]
+    fn paths_and_names() {
+        assert!(looks_like_path("./all-minilm-l6-v2"));
+        assert!(looks_like_path("/models/x"));
+        assert!(looks_like_path("models/owner/name"));
+        assert!(!looks_like_path("all-minilm-l6-v2"));
+        assert!(!looks_like_path("BAAI/bge-m3"));
     }
 
     #[test]

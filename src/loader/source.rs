@@ -29,9 +29,14 @@ impl FileSource for LocalDir {
         self.0.display().to_string()
     }
 
+    /// A file that cannot be looked at (permissions) is an error naming it, not a missing file.
     fn get(&self, file: &str) -> Result<Option<PathBuf>> {
         let path = self.0.join(file);
-        Ok(path.is_file().then_some(path))
+        match std::fs::metadata(&path) {
+            Ok(meta) => Ok(meta.is_file().then_some(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io { path, source }),
+        }
     }
 }
 
@@ -41,7 +46,9 @@ pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| Error::Malformed {
+    // Editors on Windows write a byte-order mark that JSON parsers do not expect.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    serde_json::from_str(text).map_err(|e| Error::Malformed {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
