@@ -191,11 +191,24 @@ fn example(name: &str) -> PathBuf {
         .unwrap()
         .join("examples")
         .join(name);
-    assert!(
-        path.exists(),
-        "{} not built (run through cargo test)",
-        path.display()
-    );
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e} (run the whole `cargo test`)", path.display()));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for source in [
+        format!("examples/{name}.rs"),
+        "examples/common/output.rs".into(),
+    ] {
+        let changed = std::fs::metadata(root.join(&source))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert!(
+            built >= changed,
+            "{} is older than {source}: run the whole `cargo test`, which builds the examples",
+            path.display()
+        );
+    }
     path
 }
 
