@@ -65,8 +65,15 @@ step() {
     esac
     return "$rc"
 }
-# A rembed binary through the runner, without its diagnostics (the probe prints them once).
+# A rembed binary with its CUDA libraries found. gpu-run.sh searches the Python environment for
+# them (100k+ files: seconds each time), so that is done once here and its LD_LIBRARY_PATH kept;
+# the probe runs gpu-run.sh itself, with its diagnostics.
 rembed=(env GPU_RUN_QUIET=1 "$runner")
+if [ "$runner" = .gpu/gpu-run.sh ] && [ "${1:-}" != probe ]; then
+    LD_LIBRARY_PATH=$(GPU_RUN_QUIET=1 timeout 60 "$runner" printenv LD_LIBRARY_PATH)
+    export LD_LIBRARY_PATH
+    rembed=(env)
+fi
 
 # warm MODEL...: each model once on a few short and long inputs, untimed, so that no later timing
 # includes the one-time compilation and loading of kernels.
