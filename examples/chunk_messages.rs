@@ -6,14 +6,19 @@
 //!
 //! `--input` is a Messenger export folder (searched recursively for `message_*.json`), one such
 //! file, or a `.jsonl` of messages. Settings left out keep the library's defaults (see
-//! `rembed::chunk::ChatChunker`).
+//! `rembed::chunk::ChatChunker`). `--output` must end in `.jsonl` (any case) unless `--format jsonl`
+//! is given; it is checked before anything is read, and replaced only once every chunk is
+//! written, so a failed run leaves an earlier file as it was.
 
-use std::io::BufWriter;
+#[path = "common/output.rs"]
+mod output;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use output::{Format, Output};
 use rembed::chunk::{read_messages, write_chunks_jsonl, ChatChunker, DropReason, Stats};
 
 #[derive(Parser)]
@@ -22,9 +27,12 @@ struct Args {
     /// Export folder, `message_N.json` file, or `.jsonl` of messages.
     #[arg(long)]
     input: PathBuf,
-    /// Where to write the chunks, one JSON object per line.
+    /// Where to write the chunks, one JSON object per line (`.jsonl`).
     #[arg(long)]
     output: PathBuf,
+    /// Write JSONL whatever the name of `--output` (the only format) [default: from the extension].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Longest pause between two messages of one sender that still merges them [library: 120].
     #[arg(long)]
     coalesce_secs: Option<u64>,
@@ -93,14 +101,13 @@ fn print_stats(stats: &Stats, elapsed: Duration) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let output = Output::claim(&args.output, args.format, &[Format::Jsonl])?;
     let messages = read_messages(&args.input)
         .with_context(|| format!("reading messages from {}", args.input.display()))?;
     let started = Instant::now();
     let out = args.chunker().chunk(&messages)?;
     let elapsed = started.elapsed();
-    let file = std::fs::File::create(&args.output)
-        .with_context(|| format!("creating {}", args.output.display()))?;
-    write_chunks_jsonl(BufWriter::new(file), &out.chunks, &args.output)?;
+    output.commit(|file| Ok(write_chunks_jsonl(file, &out.chunks, &args.output)?))?;
     if args.stats {
         print_stats(&out.stats, elapsed);
     }

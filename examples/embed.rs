@@ -4,8 +4,13 @@
 //! cargo run --release --example embed -- --model all-minilm-l6-v2 --input examples/sample.txt --output vectors.npy
 //! ```
 //!
-//! `--output` ending in `.npy` writes a float32 C-order `[n, dim]` array; `.jsonl` (or stdout when
-//! omitted) writes one JSON array per line. A one-line summary goes to stderr.
+//! `--output` ending in `.npy` (any case) writes a float32 C-order `[n, dim]` array; `.jsonl` (or
+//! stdout when omitted) writes one JSON array per line; any other name needs `--format`. The
+//! output is checked before the model loads and replaced only once every vector is written and
+//! finite: a failed run leaves an earlier file as it was. A one-line summary goes to stderr.
+
+#[path = "common/output.rs"]
+mod output;
 
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -14,6 +19,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 use ndarray::Array2;
+use ndarray_npy::WriteNpyExt;
+use output::{non_finite_rows, Format, Output};
 use rembed::{Embedder, Options, Precision, Request};
 
 #[derive(Parser)]
@@ -28,6 +35,9 @@ struct Args {
     /// `.npy` or `.jsonl`; JSONL on stdout when omitted.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Format of `--output` whatever its name [default: from the extension].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Apply the model's query prompt instead of its document prompt.
     #[arg(long)]
     query: bool,
@@ -56,6 +66,18 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    // Checked before the model loads, so a bad path fails in a second, not after the embedding.
+    let output = match &args.output {
+        Some(path) => Some(Output::claim(
+            path,
+            args.format,
+            &[Format::Npy, Format::Jsonl],
+        )?),
+        None if args.format == Some(Format::Npy) => {
+            bail!("--format npy needs --output: NumPy arrays are not written to stdout")
+        }
+        None => None,
+    };
 
     let mut options = Options::default()
         .with_devices(rembed::parse_devices(&args.device)?)
@@ -83,6 +105,12 @@ fn main() -> anyhow::Result<()> {
     let texts: Vec<&str> = text.lines().collect();
 
     let start = Instant::now();
+    if args.query && embedder.resolve_prompt(&rembed::Prompt::Query)?.is_empty() {
+        eprintln!(
+            "note: `{}` has no query prompt, so --query embeds the lines as it embeds documents",
+            embedder.spec().name
+        );
+    }
     let request = if args.query {
         Request::queries()
     } else {
@@ -91,7 +119,35 @@ fn main() -> anyhow::Result<()> {
     let result = embedder.embed_with(&texts, &request.keep_going(true))?;
     let seconds = start.elapsed().as_secs_f64();
 
-    write_output(&result.dense, args.output.as_ref())?;
+    // Failed inputs (not finite, out of memory) have zero rows: nothing is written rather than
+    // vectors that look real.
+    if !result.failures.is_empty() {
+        for failure in result.failures.iter().take(20) {
+            eprintln!("line {}: {}", failure.index + 1, failure.reason);
+        }
+        bail!(
+            "{} of {} inputs could not be embedded; nothing was written",
+            result.failures.len(),
+            texts.len()
+        );
+    }
+    let non_finite = non_finite_rows(result.dense.view());
+    if !non_finite.is_empty() {
+        for &index in non_finite.iter().take(20) {
+            eprintln!(
+                "line {}: the model returned NaN or infinite values",
+                index + 1
+            );
+        }
+        bail!(
+            "{} of {} vectors are not finite (0-based input indices {:?}{}); nothing was written",
+            non_finite.len(),
+            texts.len(),
+            &non_finite[..non_finite.len().min(20)],
+            if non_finite.len() > 20 { ", ..." } else { "" },
+        );
+    }
+    write_output(&result.dense, output)?;
     eprintln!(
         "model={} device={:?} dtype={} texts={} tokens={} truncated={} seconds={:.3} tokens/s={:.0}",
         embedder.spec().name,
@@ -121,26 +177,20 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_output(embeddings: &Array2<f32>, output: Option<&PathBuf>) -> anyhow::Result<()> {
+fn write_output(embeddings: &Array2<f32>, output: Option<Output>) -> anyhow::Result<()> {
     match output {
-        Some(path) if path.extension().is_some_and(|e| e == "npy") => {
-            ndarray_npy::write_npy(path, embeddings)
-                .with_context(|| format!("writing {}", path.display()))
-        }
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            write_jsonl(embeddings, BufWriter::new(file))
-                .with_context(|| format!("writing {}", path.display()))
-        }
-        None => write_jsonl(embeddings, BufWriter::new(std::io::stdout().lock()))
+        Some(output) => match output.format() {
+            Format::Npy => output.commit(|out| Ok(embeddings.write_npy(out)?)),
+            Format::Jsonl => output.commit(|out| write_jsonl(embeddings, out)),
+        },
+        None => write_jsonl(embeddings, &mut BufWriter::new(std::io::stdout().lock()))
             .context("writing stdout"),
     }
 }
 
-fn write_jsonl(embeddings: &Array2<f32>, mut out: impl Write) -> anyhow::Result<()> {
+fn write_jsonl(embeddings: &Array2<f32>, out: &mut dyn Write) -> anyhow::Result<()> {
     for row in embeddings.rows() {
-        serde_json::to_writer(&mut out, &row.to_vec())?;
+        serde_json::to_writer(&mut *out, &row.to_vec())?;
         out.write_all(b"\n")?;
     }
     out.flush()?;

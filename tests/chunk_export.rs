@@ -201,3 +201,127 @@ fn chunks_round_trip_through_jsonl() {
         .collect();
     assert_eq!(back, chunks);
 }
+
+/// Writes `message_N.json` of one thread; `messages` are (sender, timestamp in s, text), oldest
+/// first (the file lists them newest first, as the export does).
+fn write_export_file(dir: &Path, n: usize, messages: &[(&str, i64, &str)]) {
+    let listed: Vec<serde_json::Value> = messages
+        .iter()
+        .rev()
+        .map(|(sender, at_s, text)| {
+            serde_json::json!({"sender_name": sender, "timestamp_ms": at_s * 1000, "content": text})
+        })
+        .collect();
+    let file = serde_json::json!({
+        "participants": [{"name": "Ann"}, {"name": "Bob"}],
+        "title": "Ann",
+        "thread_path": "inbox/ann_1",
+        "messages": listed,
+    });
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join(format!("message_{n}.json")),
+        serde_json::to_string(&file).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn messages_repeated_across_export_files_are_kept_once() {
+    let root = tempfile::tempdir().unwrap();
+    let thread = root.path().join("inbox/ann_1");
+    // message_2 holds the older messages; message_1 starts again with the last two of them,
+    // as real exports of long threads do at file boundaries.
+    write_export_file(
+        &thread,
+        2,
+        &[
+            ("Ann", 0, "msg 18"),
+            ("Bob", 10, "msg 19"),
+            ("Ann", 20, "msg 20"),
+        ],
+    );
+    write_export_file(
+        &thread,
+        1,
+        &[
+            ("Bob", 10, "msg 19"),
+            ("Ann", 20, "msg 20"),
+            ("Bob", 30, "msg 21"),
+        ],
+    );
+    let messages = read_messenger(root.path()).unwrap();
+    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["msg 18", "msg 19", "msg 20", "msg 21"]);
+    let chunks = ChatChunker::default().chunk(&messages).unwrap().chunks;
+    assert_eq!(chunks.len(), 1);
+    assert!(
+        !chunks[0].text.contains("msg 20\nmsg 20"),
+        "{}",
+        chunks[0].text
+    );
+    assert_eq!(
+        chunks[0].text.matches("msg 20").count(),
+        1,
+        "{}",
+        chunks[0].text
+    );
+}
+
+#[test]
+fn repeats_within_one_file_and_near_misses_are_kept() {
+    let root = tempfile::tempdir().unwrap();
+    let thread = root.path().join("inbox/ann_1");
+    // Sent twice in the same second: both copies are real, and the overlap in message_1 repeats
+    // both, so two stay.
+    write_export_file(&thread, 2, &[("Ann", 0, "ok"), ("Ann", 0, "ok")]);
+    write_export_file(
+        &thread,
+        1,
+        &[
+            ("Ann", 0, "ok"),
+            ("Ann", 0, "ok"),
+            ("Bob", 0, "ok"),  // another sender
+            ("Ann", 1, "ok"),  // another time
+            ("Ann", 0, "ok!"), // other text
+        ],
+    );
+    let messages = read_messenger(root.path()).unwrap();
+    let seen: Vec<(&str, i64, &str)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m.sender_name.as_str(),
+                m.timestamp_ms / 1000,
+                m.text.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("Ann", 0, "ok"),
+            ("Ann", 0, "ok"),
+            ("Bob", 0, "ok"),
+            ("Ann", 1, "ok"),
+            ("Ann", 0, "ok!"),
+        ]
+    );
+}
+
+#[test]
+fn an_export_folder_without_exports_is_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("inbox/ann_1/photos")).unwrap();
+    std::fs::write(root.path().join("inbox/ann_1/photos/1.jpg"), b"").unwrap();
+    std::fs::write(root.path().join("notes.json"), b"{}").unwrap();
+    for path in [root.path().to_path_buf(), root.path().join("inbox")] {
+        let err = read_messages(&path).unwrap_err();
+        assert!(
+            matches!(err, rembed::Error::Malformed { .. }),
+            "{}: {err}",
+            path.display()
+        );
+        assert!(err.to_string().contains("message_N.json"), "{err}");
+    }
+}

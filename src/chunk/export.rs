@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::IgnoredAny;
@@ -32,10 +33,25 @@ pub fn repair_mojibake(text: &str) -> Cow<'_, str> {
 /// folder name when that is missing. Messages come back in time order (the files list the
 /// newest first, and `message_1.json` holds the newest), with repaired text, the sender's name as
 /// sender id (the export has no ids) and a [`Message::derived_id`] each.
+///
+/// The files of a long thread can overlap: a message found in more than one of them (same
+/// sender, timestamp, text and flags) is kept once. Repeats within one file are kept, since
+/// nothing tells them apart from a message really sent twice in the same millisecond.
+///
+/// Fails with [`Error::Malformed`] for a folder that holds no `message_N.json` file at any depth
+/// (most often the wrong folder: the export's `messages/inbox` or one above it is wanted).
 pub fn read_messenger(path: &Path) -> Result<Vec<Message>> {
     let mut files = if path.is_dir() {
         let mut found = Vec::new();
         find_message_files(path, &mut found)?;
+        if found.is_empty() {
+            return Err(Error::Malformed {
+                path: path.to_path_buf(),
+                reason: "no message_N.json file in this folder or below it; expected a \
+                         Messenger export (messages/inbox/<thread>/message_1.json)"
+                    .into(),
+            });
+        }
         found
     } else {
         vec![path.to_path_buf()]
@@ -43,11 +59,60 @@ pub fn read_messenger(path: &Path) -> Result<Vec<Message>> {
     // Thread by thread, oldest file first.
     files.sort_by_cached_key(|f| (f.parent().map(Path::to_path_buf), Reverse(file_number(f))));
     let mut messages = Vec::new();
+    let mut repeats = Repeats::default();
     for file in &files {
-        read_file(file, &mut messages)?;
+        read_file(file, &mut messages, &mut repeats)?;
+    }
+    if repeats.dropped > 0 {
+        tracing::info!(
+            "{}: dropped {} messages repeated across the files of a thread",
+            path.display(),
+            repeats.dropped
+        );
     }
     fill_missing_ids(&mut messages);
     Ok(messages)
+}
+
+/// What makes two messages of one thread the same message.
+#[derive(PartialEq, Eq, Hash)]
+struct MessageKey {
+    thread_id: String,
+    sender: String,
+    timestamp_ms: i64,
+    content: Option<String>,
+    flags: Flags,
+}
+
+/// The messages of the files read so far, as a multiset: a file repeats a message when it holds
+/// it no more often than an earlier file of its thread did, so a file's `k`-th copy of a message
+/// is new only when no earlier file had `k` copies.
+#[derive(Default)]
+struct Repeats {
+    /// Most copies of each message found in one file so far.
+    most: HashMap<MessageKey, usize>,
+    dropped: usize,
+}
+
+impl Repeats {
+    /// Which of one file's messages (given by key, in order) are new; records the file.
+    fn keep(&mut self, keys: Vec<MessageKey>) -> Vec<bool> {
+        let mut in_file: HashMap<&MessageKey, usize> = HashMap::new();
+        let mut keep = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let copies = in_file.entry(key).or_insert(0);
+            *copies += 1;
+            let new = *copies > self.most.get(key).copied().unwrap_or(0);
+            self.dropped += usize::from(!new);
+            keep.push(new);
+        }
+        let counts: Vec<usize> = keys.iter().map(|k| in_file[k]).collect();
+        for (key, copies) in keys.into_iter().zip(counts) {
+            let most = self.most.entry(key).or_insert(0);
+            *most = (*most).max(copies);
+        }
+        keep
+    }
 }
 
 /// `N` of `message_N.json`, or `None` for any other name.
@@ -128,8 +193,8 @@ impl ExportMessage {
     }
 }
 
-/// Appends one file's messages, oldest first.
-fn read_file(path: &Path, messages: &mut Vec<Message>) -> Result<()> {
+/// Appends one file's messages, oldest first, leaving out those an earlier file already held.
+fn read_file(path: &Path, messages: &mut Vec<Message>, repeats: &mut Repeats) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -153,7 +218,20 @@ fn read_file(path: &Path, messages: &mut Vec<Message>) -> Result<()> {
     } else {
         repair_mojibake(&file.title).into_owned()
     };
-    for message in file.messages.iter().rev() {
+    let keys = file
+        .messages
+        .iter()
+        .rev()
+        .map(|m| MessageKey {
+            thread_id: thread_id.clone(),
+            sender: m.sender_name.clone(),
+            timestamp_ms: m.timestamp_ms,
+            content: m.content.clone(),
+            flags: m.flags(),
+        })
+        .collect();
+    let keep = repeats.keep(keys);
+    for (message, _) in file.messages.iter().rev().zip(keep).filter(|(_, new)| *new) {
         let sender = repair_mojibake(&message.sender_name).into_owned();
         messages.push(Message {
             id: String::new(),
