@@ -179,7 +179,12 @@ mod tests {
 
         let by_commit = HubRepo::open("owner/tiny", &commit, dir.clone(), true).unwrap();
         assert!(by_commit.get("1_Pooling/config.json").unwrap().is_some());
+        // A revision that was never downloaded is named as such, not as a missing file.
         let other_branch = HubRepo::open("owner/tiny", "dev", dir, true).unwrap();
-        assert!(other_branch.get("1_Pooling/config.json").unwrap().is_none());
+        let err = other_branch.get("1_Pooling/config.json").unwrap_err();
+        assert!(
+            matches!(&err, Error::Hub { reason, .. } if reason.contains("not in the local cache")),
+            "{err}"
+        );
     }
 }
