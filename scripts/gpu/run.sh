@@ -28,6 +28,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
+# The driver compiles candle's PTX on first use and caches the result on disk for later processes
+# (what `warm` relies on); keep the cache on and large enough for every kernel.
+unset CUDA_CACHE_DISABLE
+export CUDA_CACHE_MAXSIZE=4294967296
 OUT="${OUT:-/tmp/rembed-gpu}"
 WORK="${WORK:-/tmp/rembed-gpu-work}"
 mkdir -p "$OUT" "$WORK"

@@ -16,7 +16,7 @@
 # removed at the end unless KEEP=1 or it failed): its own munge socket and key, its own slurm.conf
 # (SLURM_CONF) and ports, so a Slurm or munge already on the machine is left alone.
 #
-#   scripts/slurm/test-sbatch.sh                 # about 2-4 minutes on 2 cores
+#   scripts/slurm/test-sbatch.sh    # 65-80 s on 2 cores once embed_corpus is built
 #   RECORDS=8000 KEEP=1 scripts/slurm/test-sbatch.sh
 #
 # Settings: RECORDS (4000), BIN (default: builds target/release/examples/embed_corpus),
