@@ -125,10 +125,12 @@ fn main() -> anyhow::Result<()> {
         for failure in result.failures.iter().take(20) {
             eprintln!("line {}: {}", failure.index + 1, failure.reason);
         }
+        let indices: Vec<usize> = result.failures.iter().map(|f| f.index).take(20).collect();
         bail!(
-            "{} of {} inputs could not be embedded; nothing was written",
+            "{} of {} inputs could not be embedded (0-based input indices {indices:?}{}); nothing was written",
             result.failures.len(),
-            texts.len()
+            texts.len(),
+            if result.failures.len() > 20 { ", ..." } else { "" },
         );
     }
     let non_finite = non_finite_rows(result.dense.view());
