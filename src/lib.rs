@@ -52,6 +52,7 @@
 mod batch;
 mod budget;
 pub mod chunk;
+mod cuda_memory;
 mod device;
 mod embedder;
 mod error;

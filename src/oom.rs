@@ -14,7 +14,9 @@ use std::sync::Arc;
 pub(crate) fn is_oom(error: &candle_core::Error) -> bool {
     let leaf = innermost(error);
     if let candle_core::Error::WrappedContext { wrapped, .. } = leaf {
-        if wrapped.downcast_ref::<Simulated>().is_some() {
+        if wrapped.downcast_ref::<Simulated>().is_some()
+            || wrapped.downcast_ref::<Scarce>().is_some()
+        {
             return true;
         }
     }
@@ -24,6 +26,37 @@ pub(crate) fn is_oom(error: &candle_core::Error) -> bool {
 
 /// The codes CUDA and cuBLAS report out-of-memory with.
 const OOM_CODES: [&str; 2] = ["CUDA_ERROR_OUT_OF_MEMORY", "CUBLAS_STATUS_ALLOC_FAILED"];
+
+/// What cuBLAS reports when a kernel it loads lazily (first needed for a new matrix shape, such
+/// as a halved batch's) cannot be loaded for want of memory.
+const LAZY_LOAD_CODES: [&str; 2] = [
+    "CUBLAS_STATUS_EXECUTION_FAILED",
+    "CUBLAS_STATUS_INTERNAL_ERROR",
+];
+
+/// Below this share of free device memory, a lazy-load failure counts as out-of-memory.
+const SCARCE: f64 = 0.05;
+
+/// An error from a device with `free_fraction` of its memory free, as the halving should see
+/// it: a lazy kernel-load failure while memory is scarce becomes an out-of-memory (so the batch
+/// is halved rather than the run stopped); with memory to spare it stays what it is, a fault.
+pub(crate) fn under_pressure(
+    error: candle_core::Error,
+    free_fraction: Option<f64>,
+) -> candle_core::Error {
+    let text = innermost(&error).to_string();
+    let lazy_load = LAZY_LOAD_CODES.iter().any(|code| text.contains(code));
+    if lazy_load && free_fraction.is_some_and(|free| free < SCARCE) {
+        return candle_core::Error::WrappedContext {
+            wrapped: Box::new(Scarce(text)),
+            context: format!(
+                "with {:.1}% of device memory free",
+                100.0 * free_fraction.unwrap_or(0.0)
+            ),
+        };
+    }
+    error
+}
 
 fn innermost(mut error: &candle_core::Error) -> &candle_core::Error {
     loop {
@@ -80,6 +113,18 @@ impl fmt::Display for Simulated {
 
 impl std::error::Error for Simulated {}
 
+/// A lazy kernel-load failure while device memory was scarce, with the library's message.
+#[derive(Debug)]
+struct Scarce(String);
+
+impl fmt::Display for Scarce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "out of memory while loading a kernel: {}", self.0)
+    }
+}
+
+impl std::error::Error for Scarce {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +155,26 @@ mod tests {
         let error =
             error.context("in tests::single_input_out_of_memory CUDA_ERROR_OUT_OF_MEMORY frame");
         assert!(!is_oom(&error), "{error}");
+    }
+
+    #[test]
+    fn a_lazy_load_failure_counts_only_when_memory_is_scarce() {
+        let failure = || msg("CublasError(CUBLAS_STATUS_EXECUTION_FAILED)").bt();
+        let scarce = under_pressure(failure(), Some(0.01));
+        assert!(is_oom(&scarce), "{scarce}");
+        assert!(
+            scarce
+                .to_string()
+                .contains("CUBLAS_STATUS_EXECUTION_FAILED"),
+            "{scarce}"
+        );
+        assert!(!is_oom(&under_pressure(failure(), Some(0.5))));
+        assert!(
+            !is_oom(&under_pressure(failure(), None)),
+            "the CPU has no such failure"
+        );
+        let other = under_pressure(msg("shape mismatch"), Some(0.0));
+        assert!(!is_oom(&other));
     }
 
     #[test]

@@ -6,12 +6,13 @@ use candle_core::{DType, Tensor};
 use ndarray::{Array2, ArrayView1};
 
 use crate::batch::{pad, plan_batches};
+use crate::cuda_memory;
 use crate::device::release_after_oom;
 use crate::error::{Error, Result};
 use crate::halving::{Failure, FailureKind, Outcome};
 use crate::models::encoder::ModelInput;
 use crate::models::heads::SparseEmbedding;
-use crate::oom::{is_oom, SimulatedOom};
+use crate::oom::{is_oom, under_pressure, SimulatedOom};
 use crate::output::Embeddings;
 use crate::pooling::{Pooling, PostProcess};
 use crate::replicas::{run_spread, Replica};
@@ -47,7 +48,8 @@ pub(crate) fn run(plan: &Plan<'_>, tokens: Vec<Tokens>) -> Result<Embeddings> {
         tracing::info!(truncated, "inputs truncated to the model's max length");
     }
     let forward = |replica: &Replica, rows: &[usize]| {
-        let result = forward_batch(plan, replica, &tokens, rows);
+        let result = forward_batch(plan, replica, &tokens, rows)
+            .map_err(|e| under_pressure(e, cuda_memory::free_fraction(&replica.device)));
         if matches!(&result, Err(e) if is_oom(e)) {
             release_after_oom(&replica.device);
         }
