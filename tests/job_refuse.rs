@@ -7,10 +7,10 @@ mod job_support;
 use std::path::Path;
 
 use job_support::{load, read_output, write_corpus};
-use rembed::job::{self, JobConfig, JobError, Manifest, Shard};
+use rembed::job::{self, Manifest, Shard};
 
-fn config(input: &Path, output: &Path) -> JobConfig {
-    JobConfig::new(input, output)
+fn config(input: &Path, output: &Path) -> job::Config {
+    job::Config::new(input, output)
         .with_checkpoint_every(300)
         .with_progress(false)
 }
@@ -45,9 +45,9 @@ fn edit_model(output: &Path, field: &str, value: serde_json::Value) {
     std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
 }
 
-fn assert_mismatch(result: Result<job::Report, JobError>, want: &str) {
+fn assert_mismatch(result: Result<job::Report, job::Error>, want: &str) {
     match result {
-        Err(JobError::ModelMismatch { field, .. }) if field == want => {}
+        Err(job::Error::ModelMismatch { field, .. }) if field == want => {}
         Err(other) => panic!("expected a {want} mismatch, got: {other}"),
         Ok(report) => panic!("expected a {want} mismatch, the run went on: {report}"),
     }
@@ -67,7 +67,7 @@ fn another_model_dimension_prompt_or_field_is_refused() {
     // bert-cls: another model (20-dimensional, with a "passage: " prompt).
     let error = job::run(&load("bert-cls"), &config(&input, &output)).unwrap_err();
     assert!(
-        matches!(&error, JobError::ModelMismatch { field: "model", .. }),
+        matches!(&error, job::Error::ModelMismatch { field: "model", .. }),
         "{error}"
     );
     let message = error.to_string();
@@ -110,7 +110,7 @@ fn another_shard_layout_is_refused() {
     job::run(&mean, &config(&input, &output)).unwrap();
     let sharded = config(&input, &output).with_shard(Shard::new(0, 2).unwrap());
     let error = job::run(&mean, &sharded).unwrap_err();
-    assert!(matches!(error, JobError::ShardLayout { .. }), "{error}");
+    assert!(matches!(error, job::Error::ShardLayout { .. }), "{error}");
 }
 
 #[test]

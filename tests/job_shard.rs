@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use job_support::{assert_expected_ids, assert_same_output, load, read_output, write_corpus, Row};
-use rembed::job::{self, JobConfig, Manifest, Shard};
+use rembed::job::{self, Manifest, Shard};
 
 const SHARDS: u32 = 3;
 
-fn config(input: &Path, output: &Path) -> JobConfig {
-    JobConfig::new(input, output)
+fn config(input: &Path, output: &Path) -> job::Config {
+    job::Config::new(input, output)
         .with_checkpoint_every(250)
         .with_progress(false)
 }
