@@ -296,7 +296,7 @@ impl<'a> Job<'a> {
             let c = &self.manifest.counts;
             tracing::warn!(target: "rembed::job",
                 "stopped by {signal} after the batch in flight: {} records embedded in this run, \
-                 {} rows saved in {} part files of {}; run the same command again to resume",
+                 {} rows saved in {} part file(s) of {}; run the same command again to resume",
                 self.embedded_now, c.output_rows, self.manifest.parts.len(), output.display());
         }
         let report = Report {

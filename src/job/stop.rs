@@ -23,8 +23,10 @@ use super::error::Error;
 #[non_exhaustive]
 pub enum StopSignal {
     /// SIGINT (Ctrl-C).
+    #[serde(rename = "SIGINT")]
     Interrupt,
     /// SIGTERM (`kill`, `scancel`, Kubernetes).
+    #[serde(rename = "SIGTERM")]
     Terminate,
 }
 
