@@ -14,8 +14,17 @@ use super::config::Config;
 use super::error::Error;
 use super::hash::id_hash;
 use super::manifest::{InputProvenance, Manifest, ModelProvenance};
-use super::output::{parse_part_name, read_ids, PartInfo};
+use super::output::{parse_part_name, read_ids, PartInfo, PartRows};
 use super::shard::Shard;
+
+/// An output directory checked against this run: its manifest for this shard, if any, and
+/// this shard's part files, not read yet.
+pub(crate) struct Checked {
+    /// This shard's manifest from the previous run.
+    pub previous: Option<Manifest>,
+    /// This shard's part files, in order, with their sequence numbers.
+    own_parts: Vec<(u64, PathBuf)>,
+}
 
 /// What an output directory already holds for this shard.
 pub(crate) struct Resumed {
@@ -25,8 +34,6 @@ pub(crate) struct Resumed {
     pub parts: Vec<PartInfo>,
     /// The sequence number of the next part file.
     pub next_seq: u64,
-    /// This shard's manifest from the previous run.
-    pub previous: Option<Manifest>,
     /// Rows whose id is already in an earlier part (never written by this job).
     pub duplicate_rows: u64,
 }
@@ -97,12 +104,14 @@ pub(crate) fn list(output: &Path) -> Result<Listing, Error> {
     Ok(listing)
 }
 
-/// Checks `output` against this run and reads back what this shard already did.
-pub(crate) fn prepare(
+/// Checks `output` against this run (shard layout, model) and deletes this shard's leftover
+/// temporary files. Cheap: reads the manifests, not the part files, since it runs under the
+/// directory-wide layout lock.
+pub(crate) fn check(
     output: &Path,
     shard: Shard,
     model: &ModelProvenance,
-) -> Result<Resumed, Error> {
+) -> Result<Checked, Error> {
     let listing = list(output)?;
     let layouts = listing
         .manifests
@@ -160,10 +169,11 @@ pub(crate) fn prepare(
         }
     }
 
-    let own_parts: Vec<_> = listing
+    let own_parts: Vec<(u64, PathBuf)> = listing
         .parts
-        .iter()
+        .into_iter()
         .filter(|(s, _, _)| *s == shard)
+        .map(|(_, seq, path)| (seq, path))
         .collect();
     if previous.is_none() && !own_parts.is_empty() {
         return Err(Error::MissingManifest {
@@ -171,23 +181,32 @@ pub(crate) fn prepare(
             manifest: Manifest::file_name(shard),
         });
     }
-    let mut resumed = Resumed {
-        done: HashSet::new(),
-        parts: Vec::with_capacity(own_parts.len()),
-        next_seq: own_parts.last().map_or(0, |(_, seq, _)| seq + 1),
+    Ok(Checked {
         previous,
-        duplicate_rows: 0,
-    };
-    for (_, _, path) in own_parts {
-        let super::output::PartRows { ids, info, .. } = read_ids(path, false)?;
-        for id in &ids {
-            if !resumed.done.insert(id_hash(id)) {
-                resumed.duplicate_rows += 1;
+        own_parts,
+    })
+}
+
+impl Checked {
+    /// Reads back what this shard already did, by id, from its part files.
+    pub(crate) fn read_done(self) -> Result<Resumed, Error> {
+        let mut resumed = Resumed {
+            done: HashSet::new(),
+            parts: Vec::with_capacity(self.own_parts.len()),
+            next_seq: self.own_parts.last().map_or(0, |(seq, _)| seq + 1),
+            duplicate_rows: 0,
+        };
+        for (_, path) in &self.own_parts {
+            let PartRows { ids, info, .. } = read_ids(path, false)?;
+            for id in &ids {
+                if !resumed.done.insert(id_hash(id)) {
+                    resumed.duplicate_rows += 1;
+                }
             }
+            resumed.parts.push(info);
         }
-        resumed.parts.push(info);
+        Ok(resumed)
     }
-    Ok(resumed)
 }
 
 /// Refuses a run whose id or text field differs from the one that wrote the output: the same

@@ -45,13 +45,14 @@ pub fn run(embedder: &Embedder, config: &Config) -> Result<Report, Error> {
     let mut reader = JsonlReader::open(&config.input, &config.id_field, &config.text_field)?;
     let sample = Sample::read(&mut reader)?;
 
-    // Checking the directory and claiming this run's shard layout (by writing the manifest)
-    // happen under one directory-wide lock, so concurrent starts with other layouts see the
-    // claim and are refused.
+    // Checking the directory and claiming this run's shard layout (by writing its first
+    // manifest) happen under one directory-wide lock, so concurrent starts with other layouts
+    // see the claim and are refused. A shard with a manifest has claimed it already.
     let layout_lock = resume::lock_layout(output)?;
-    let resumed = resume::prepare(output, config.shard, &model)?;
+    let mut checked = resume::check(output, config.shard, &model)?;
     let now = rfc3339(SystemTime::now());
-    let (columns, mut manifest, input_changed) = match resumed.previous {
+    let claimed = checked.previous.is_some();
+    let (columns, mut manifest, input_changed) = match checked.previous.take() {
         Some(mut previous) => {
             resume::check_fields(output, &previous.input, config)?;
             sample.check_text_field(&config.input, &config.text_field)?;
@@ -99,6 +100,15 @@ pub fn run(embedder: &Embedder, config: &Config) -> Result<Report, Error> {
             (columns, manifest, None)
         }
     };
+    manifest.updated_at.clone_from(&now);
+    if !claimed {
+        manifest.write(output)?;
+    }
+    drop(layout_lock);
+    // Outside the lock: reading the ids of a large output takes seconds, and every other
+    // shard's start would wait for it.
+    let resumed = checked.read_done()?;
+
     let earlier_seconds = manifest.runs.iter().map(|r| r.seconds).sum();
     manifest.input_changed = input_changed.clone();
     manifest.checkpoint_every = config.checkpoint_every;
@@ -115,10 +125,9 @@ pub fn run(embedder: &Embedder, config: &Config) -> Result<Report, Error> {
         stopped_by: None,
     });
     // The provenance is on disk before any part file, so a crash at any later moment leaves an
-    // output that the next run can check against; and it is this run's claim of the layout.
+    // output that the next run can check against.
     manifest.updated_at = now;
     manifest.write(output)?;
-    drop(layout_lock);
 
     tracing::info!(target: "rembed::job",
         "starting {} of {} into {}: model {}, dim {}, device {}, dtype {}; {} rows from earlier runs",
