@@ -257,3 +257,47 @@ fn same_weights_elsewhere_resume_and_new_weights_at_the_same_path_are_refused() 
         "a refused run changed the output"
     );
 }
+
+/// A registry model is identified through the hub cache (scripts/test.sh seeds it): its
+/// snapshot's commit and digests; a copy of the snapshot elsewhere is the same model.
+#[test]
+fn a_hub_model_and_a_copy_of_its_snapshot_are_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("corpus.jsonl");
+    write_corpus(&input, 60, 15);
+    let output = dir.path().join("out");
+    let name = "all-minilm-l6-v2";
+    let cpu = || rembed::Options::default().with_device(rembed::Device::Cpu);
+    let hub = rembed::Embedder::load(name, cpu()).unwrap_or_else(|e| {
+        panic!("{name}: {e} (run through scripts/test.sh, which seeds the hub cache)")
+    });
+    let first = job::run(&hub, &config(&input, &output).with_model_source(name)).unwrap();
+    let identity = Manifest::read(&first.manifest).unwrap().model.identity;
+    let commit = identity.commit.expect("no commit");
+    assert_eq!(commit.len(), 40);
+    let snapshot = identity.files.expect("no files");
+    assert!(snapshot.ends_with(&commit), "{}", snapshot.display());
+
+    // The snapshot's files (links followed) copied to a folder of their own.
+    let copy = dir.path().join("copy");
+    for entry in std::fs::read_dir(&snapshot).unwrap() {
+        let path = entry.unwrap().path();
+        let target = copy.join(path.file_name().unwrap());
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            for inner in std::fs::read_dir(&path).unwrap() {
+                let inner = inner.unwrap().path();
+                std::fs::copy(&inner, target.join(inner.file_name().unwrap())).unwrap();
+            }
+        } else {
+            std::fs::create_dir_all(&copy).unwrap();
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+    let again = job::run(
+        &load_dir(&copy),
+        &config(&input, &output).with_model_source(copy.to_string_lossy()),
+    )
+    .unwrap();
+    assert_eq!(again.counts.resumed, first.counts.embedded, "{again}");
+}
