@@ -62,10 +62,17 @@ pub struct ModelProvenance {
 }
 
 impl ModelProvenance {
-    /// The provenance of vectors made by `embedder` with [`crate::Role::Document`].
-    ///
-    /// The prompt is the one the embedder prepends to documents (empty with prompts off).
-    pub(crate) fn of(embedder: &Embedder, identity: ModelIdentity) -> Self {
+    /// The provenance of vectors made by `embedder` with [`crate::Role::Document`], its files
+    /// found from `source` (the string it was loaded from; by default its registry name) and
+    /// hashed. The prompt is the one the embedder prepends to documents (empty with prompts
+    /// off).
+    pub(crate) fn identify(embedder: &Embedder, source: Option<&str>) -> Result<Self, Error> {
+        let spec = embedder.spec();
+        let identity = ModelIdentity::find(source.unwrap_or(&spec.name), spec)?;
+        Ok(Self::of(embedder, identity))
+    }
+
+    fn of(embedder: &Embedder, identity: ModelIdentity) -> Self {
         let spec = embedder.spec();
         Self {
             name: spec.name.clone(),

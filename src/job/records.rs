@@ -69,7 +69,7 @@ impl<'a> Job<'a> {
         Self {
             embedder,
             config,
-            schema: output_schema(columns, embedder.dim()),
+            schema: output_schema(columns, manifest.model.dim),
             builders: MetaBuilders::new(columns),
             sorted: Counts::default(),
             read_to: 0,
@@ -191,7 +191,7 @@ impl<'a> Job<'a> {
     fn embed_and_write(&mut self, records: Vec<Record>) -> Result<(), Error> {
         let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
         let (embedded, tokens, truncated) = embed(self.embedder, &texts);
-        let mut vectors = Vec::with_capacity(records.len() * self.embedder.dim());
+        let mut vectors = Vec::with_capacity(records.len() * self.manifest.model.dim);
         let mut ids = Vec::with_capacity(records.len());
         for (record, result) in records.into_iter().zip(embedded) {
             match result {

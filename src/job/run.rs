@@ -6,7 +6,6 @@ use std::time::SystemTime;
 use super::config::Config;
 use super::counts::{Counts, Report};
 use super::error::Error;
-use super::identity::ModelIdentity;
 use super::input::{Fingerprint, JsonlReader};
 use super::manifest::MANIFEST_FORMAT;
 use super::manifest::{rfc3339, InputProvenance, Manifest, ModelProvenance, RunInfo};
@@ -32,12 +31,7 @@ pub fn run(embedder: &Embedder, config: &Config) -> Result<Report, Error> {
     let output = config.output.as_path();
     std::fs::create_dir_all(output).map_err(Error::io("create directory", output))?;
     let _lock = resume::lock(output, config.shard)?;
-    let source = config
-        .model_source
-        .clone()
-        .unwrap_or_else(|| embedder.spec().name.clone());
-    let identity = ModelIdentity::find(&source, embedder.spec())?;
-    let model = ModelProvenance::of(embedder, identity);
+    let model = ModelProvenance::identify(embedder, config.model_source.as_deref())?;
 
     // The input is read once: its first records now (columns, text field check), the rest
     // streamed by the sorter after them. The fingerprint reads only its first and last MiB.
