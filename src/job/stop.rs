@@ -6,15 +6,14 @@
 //! finishes the batch in flight, checkpoints, logs what was saved and returns a report that
 //! names the signal; the caller exits with [`StopSignal::exit_code`] (130 or 143, as a shell
 //! reports a process killed by the signal). A second signal kills the process at once, for a
-//! batch that takes too long.
+//! batch that takes too long; outside a run the signals do what they do by default.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::SigId;
 
 use super::error::Error;
 
@@ -49,42 +48,65 @@ impl fmt::Display for StopSignal {
     }
 }
 
-/// The handlers of a run; unregistered when dropped, so the process's own handling returns.
+/// Whether no run is handling signals: then the handlers do what the signal does by default.
+static IDLE: AtomicBool = AtomicBool::new(true);
+/// Set by the first signal of a run; a second one then does the default (kills).
+static ARMED: AtomicBool = AtomicBool::new(false);
+/// The first signal's number, 0 before one came.
+static CAUGHT: AtomicUsize = AtomicUsize::new(0);
+/// Runs in this process that handle signals now.
+static RUNS: Mutex<usize> = Mutex::new(0);
+/// The handlers, registered once per process and never removed: signal-hook cannot give back
+/// the default action of a signal once it handled it, so outside a run they emulate it.
+static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// A run's claim on SIGTERM and SIGINT; the default actions return when the last one is
+/// dropped. Concurrent runs in one process all stop on a signal (it is the process's).
 pub(crate) struct Signals {
-    caught: Arc<AtomicUsize>,
-    ids: Vec<SigId>,
+    enabled: bool,
 }
 
 impl Signals {
-    /// Registers the handlers, or none when `enabled` is false (the flag then never rises).
+    /// Starts handling the signals for a run, or not when `enabled` is false (the flag then
+    /// never rises).
     pub(crate) fn install(enabled: bool) -> Result<Self, Error> {
-        let caught = Arc::new(AtomicUsize::new(0));
-        let mut signals = Self {
-            caught: caught.clone(),
-            ids: Vec::new(),
-        };
         if !enabled {
-            return Ok(signals);
+            return Ok(Self { enabled });
         }
-        let armed = Arc::new(AtomicBool::new(false));
-        let io = |e| Error::io("install a handler for", "SIGTERM/SIGINT")(e);
-        for signal in [SIGTERM, SIGINT] {
-            // Order matters: the second signal finds the flag armed by the first and kills.
-            let ids = [
-                signal_hook::flag::register_conditional_default(signal, armed.clone()),
-                signal_hook::flag::register_usize(signal, caught.clone(), signal as usize),
-                signal_hook::flag::register(signal, armed.clone()),
-            ];
-            for id in ids {
-                signals.ids.push(id.map_err(io)?);
+        let registered = REGISTERED.get_or_init(|| {
+            // Order matters: each action runs in turn, and emulating the default kills.
+            for signal in [SIGTERM, SIGINT] {
+                signal_hook::flag::register_conditional_default(signal, &IDLE)
+                    .and_then(|_| signal_hook::flag::register_conditional_default(signal, &ARMED))
+                    .and_then(|_| {
+                        signal_hook::flag::register_usize(signal, &CAUGHT, signal as usize)
+                    })
+                    .and_then(|_| signal_hook::flag::register(signal, &ARMED))
+                    .map_err(|e| e.to_string())?;
             }
+            Ok(())
+        });
+        if let Err(e) = registered {
+            return Err(Error::io("install a handler for", "SIGTERM/SIGINT")(
+                std::io::Error::other(e.clone()),
+            ));
         }
-        Ok(signals)
+        let mut runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+        if *runs == 0 {
+            CAUGHT.store(0, Ordering::SeqCst);
+            ARMED.store(false, Ordering::SeqCst);
+            IDLE.store(false, Ordering::SeqCst);
+        }
+        *runs += 1;
+        Ok(Self { enabled })
     }
 
     /// The signal received, if one was.
     pub(crate) fn caught(&self) -> Option<StopSignal> {
-        match self.caught.load(Ordering::SeqCst) {
+        if !self.enabled {
+            return None;
+        }
+        match CAUGHT.load(Ordering::SeqCst) {
             0 => None,
             s if s == SIGINT as usize => Some(StopSignal::Interrupt),
             _ => Some(StopSignal::Terminate),
@@ -94,8 +116,13 @@ impl Signals {
 
 impl Drop for Signals {
     fn drop(&mut self) {
-        for id in self.ids.drain(..) {
-            signal_hook::low_level::unregister(id);
+        if !self.enabled {
+            return;
+        }
+        let mut runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+        *runs = runs.saturating_sub(1);
+        if *runs == 0 {
+            IDLE.store(true, Ordering::SeqCst);
         }
     }
 }
