@@ -58,6 +58,9 @@ pub struct Counts {
     pub resumed: u64,
     /// Unique ids that could not be embedded.
     pub failed: u64,
+    /// Of `failed`, those whose vector held a NaN or an infinity (never written).
+    #[serde(default)]
+    pub non_finite: u64,
     /// Unique ids read but not yet embedded (only in a checkpoint's manifest).
     pub in_flight: u64,
     /// Embedded texts that were cut at the model's max length.
@@ -166,7 +169,7 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counts;
-        let rows: [(&str, u64, &str); 16] = [
+        let rows: [(&str, u64, &str); 17] = [
             ("records read", c.read, ""),
             ("  malformed", c.malformed, ""),
             ("  other shards", c.other_shards, ""),
@@ -186,6 +189,11 @@ impl fmt::Display for Report {
             ("    embedded", c.embedded, ""),
             ("      from earlier runs", c.resumed, ""),
             ("    failed", c.failed, ""),
+            (
+                "      non-finite vectors",
+                c.non_finite,
+                " (NaN or infinity: not written)",
+            ),
             ("    in flight", c.in_flight, ""),
             ("truncated", c.truncated, " (cut at the model's max length)"),
             ("tokens", c.tokens, ""),

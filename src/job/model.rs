@@ -8,6 +8,9 @@ use crate::{Embedder, Role};
 /// Per text, its vector or why it failed; plus the tokens and truncations of the batch.
 pub(crate) type Embedded = (Vec<Result<Vec<f32>, String>>, u64, u64);
 
+/// The start of the reason given for a non-finite vector, by which the job counts them.
+pub(crate) const NON_FINITE: &str = "the model gave a non-finite vector";
+
 /// Embeds texts as documents.
 ///
 /// A failure of the whole call (a tokenizer error, say) must not take the batch's good texts
@@ -19,8 +22,8 @@ pub(crate) fn embed(embedder: &Embedder, texts: &[&str]) -> Embedded {
     for result in &mut results {
         if matches!(result, Ok(vector) if !vector.iter().all(|x| x.is_finite())) {
             *result = Err(format!(
-                "the model gave a non-finite vector (NaN or infinity); with --dtype f16 or bf16 \
-                 try f32, else check the weights of {}",
+                "{NON_FINITE} (NaN or infinity); with --dtype f16 or bf16 try f32, else check \
+                 the weights of {}",
                 embedder.spec().name
             ));
         }

@@ -12,7 +12,7 @@ use super::counts::{Counts, FailedRecord, Report};
 use super::error::Error;
 use super::input::Record;
 use super::manifest::{rfc3339, Manifest};
-use super::model::embed;
+use super::model::{embed, NON_FINITE};
 use super::output::{output_schema, PartWriter};
 use super::progress::Progress;
 use super::schema::{MetaBuilders, MetaColumn};
@@ -46,6 +46,8 @@ pub(crate) struct Job<'a> {
     /// Records this run embedded, and failed on.
     embedded_now: u64,
     failed: u64,
+    /// Of `failed`, records whose vector was not finite.
+    non_finite: u64,
     tokens_now: u64,
     manifest: Manifest,
     progress: Progress,
@@ -82,6 +84,7 @@ impl<'a> Job<'a> {
             failures_omitted: 0,
             embedded_now: 0,
             failed: 0,
+            non_finite: 0,
             tokens_now: 0,
             manifest,
             progress,
@@ -202,6 +205,7 @@ impl<'a> Job<'a> {
                 }
                 Err(reason) => {
                     self.failed += 1;
+                    self.non_finite += u64::from(reason.starts_with(NON_FINITE));
                     self.skip(Skipped {
                         line: record.line,
                         id: Some(record.id),
@@ -241,6 +245,7 @@ impl<'a> Job<'a> {
         let mut counts = self.sorted;
         counts.embedded = counts.resumed + self.embedded_now;
         counts.failed = self.failed;
+        counts.non_finite = self.non_finite;
         // Read by the reader thread, not yet embedded (pending here or in the channel).
         counts.in_flight =
             (counts.unique - counts.empty).saturating_sub(counts.embedded + counts.failed);
