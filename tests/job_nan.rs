@@ -1,6 +1,7 @@
 //! A model that gives NaN for some texts (here: NaN weights for one token; f16 overflow in real
 //! life) never gets NaN rows into the output: those records are failures, listed with their id,
-//! retried by the next run, and `verify` rejects a part file that holds such a row.
+//! retried by the next run, and `verify` rejects a part file that holds such a row (as older
+//! versions wrote them), which the next run moves aside and embeds again.
 #![cfg(feature = "job")]
 
 mod job_support;
@@ -145,4 +146,14 @@ fn verify_rejects_a_part_with_a_nan_row() {
     let check = job::verify(&output, None).unwrap();
     assert!(!check.ok(), "{check}");
     assert_eq!(check.non_finite, 1, "{check}");
+
+    // Resume moves that part aside and embeds its records again.
+    let report = job::run(&load("bert-mean"), &config(&input, &output, &fixture)).unwrap();
+    assert!(report.counts.resumed < report.counts.embedded, "{report}");
+    assert!(output.join(".part-000000.parquet.non-finite").is_file());
+    let check = job::verify(&output, None).unwrap();
+    assert!(check.ok(), "{check}");
+    assert!(read_output(&output)
+        .values()
+        .all(|r| r.vector.iter().all(|x| x.is_finite())));
 }

@@ -40,6 +40,18 @@ pub struct PartInfo {
 
 const TOKENS_KEY: &str = "rembed.tokens";
 const TRUNCATED_KEY: &str = "rembed.truncated";
+/// Marks a part whose every vector was checked finite before it was written; older versions
+/// of the job wrote NaN rows, so resume checks the vectors of parts without it.
+const FINITE_KEY: &str = "rembed.finite";
+
+/// Which vectors [`read_ids`] checks for NaN and infinities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckVectors {
+    /// Every part's (`verify`).
+    All,
+    /// Only those of parts written before the job checked them (resume).
+    Unmarked,
+}
 
 /// `part-000012.parquet`, or `part-s0003of0008-000012.parquet` for a shard.
 pub(crate) fn part_name(shard: Shard, seq: u64) -> String {
@@ -179,6 +191,7 @@ impl PartWriter {
         for (key, value) in [
             (TOKENS_KEY, self.info.tokens),
             (TRUNCATED_KEY, self.info.truncated),
+            (FINITE_KEY, 1),
         ] {
             self.writer
                 .append_key_value_metadata(KeyValue::new(key.into(), value.to_string()));
@@ -224,9 +237,9 @@ pub(crate) struct PartRows {
     pub non_finite: Vec<usize>,
 }
 
-/// Reads a finished part's ids and its recorded counts; its vectors only with `check_vectors`
-/// (resume needs only the ids, `verify` checks every value).
-pub(crate) fn read_ids(path: &Path, check_vectors: bool) -> Result<PartRows, Error> {
+/// Reads a finished part's ids and its recorded counts, and its vectors as `check` says
+/// (resume needs only the ids of the parts this version wrote, `verify` checks every value).
+pub(crate) fn read_ids(path: &Path, check: CheckVectors) -> Result<PartRows, Error> {
     let file = File::open(path).map_err(Error::io("open", path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
     let count = |key: &str| -> u64 {
@@ -248,6 +261,7 @@ pub(crate) fn read_ids(path: &Path, check_vectors: bool) -> Result<PartRows, Err
         truncated: count(TRUNCATED_KEY),
         ..PartInfo::default()
     };
+    let check_vectors = check == CheckVectors::All || count(FINITE_KEY) != 1;
     // `id` is the first column and `embedding` the last (see `output_schema`).
     let last = builder.schema().fields().len().saturating_sub(1);
     let roots = if check_vectors {

@@ -14,7 +14,7 @@ use super::config::Config;
 use super::error::Error;
 use super::hash::id_hash;
 use super::manifest::{InputProvenance, Manifest, ModelProvenance};
-use super::output::{parse_part_name, read_ids, PartInfo, PartRows};
+use super::output::{parse_part_name, read_ids, CheckVectors, PartInfo, PartRows};
 use super::shard::Shard;
 
 /// An output directory checked against this run: its manifest for this shard, if any, and
@@ -188,7 +188,10 @@ pub(crate) fn check(
 }
 
 impl Checked {
-    /// Reads back what this shard already did, by id, from its part files.
+    /// Reads back what this shard already did, by id, from its part files. A part that an
+    /// older version wrote with non-finite vectors is moved aside (renamed
+    /// `.part-….parquet.non-finite`, which readers and the job skip), so its records are
+    /// embedded again.
     pub(crate) fn read_done(self) -> Result<Resumed, Error> {
         let mut resumed = Resumed {
             done: HashSet::new(),
@@ -197,7 +200,20 @@ impl Checked {
             duplicate_rows: 0,
         };
         for (_, path) in &self.own_parts {
-            let PartRows { ids, info, .. } = read_ids(path, false)?;
+            let PartRows {
+                ids,
+                info,
+                non_finite,
+            } = read_ids(path, CheckVectors::Unmarked)?;
+            if !non_finite.is_empty() {
+                let aside = path.with_file_name(format!(".{}.non-finite", info.file));
+                std::fs::rename(path, &aside).map_err(Error::io("rename", path))?;
+                tracing::warn!(target: "rembed::job",
+                    "{} holds {} non-finite vectors (written by an older version of the job): \
+                     moved aside as {}; its {} records will be embedded again",
+                    path.display(), non_finite.len(), aside.display(), ids.len());
+                continue;
+            }
             for id in &ids {
                 if !resumed.done.insert(id_hash(id)) {
                     resumed.duplicate_rows += 1;

@@ -13,7 +13,7 @@ use super::error::Error;
 use super::hash::id_hash;
 use super::input::{JsonlReader, Line};
 use super::manifest::Manifest;
-use super::output::read_ids;
+use super::output::{read_ids, CheckVectors};
 use super::resume::list;
 use super::shard::Shard;
 
@@ -135,7 +135,7 @@ pub fn verify(output: &Path, input: Option<&Path>) -> Result<VerifyReport, Error
     // Every row's id, once; where a second copy turns up it is a duplicate.
     let mut present = HashSet::new();
     for (shard, _, path) in &listing.parts {
-        let part = read_ids(path, true)?;
+        let part = read_ids(path, CheckVectors::All)?;
         report.rows += part.ids.len() as u64;
         report.non_finite += part.non_finite.len() as u64;
         for &row in &part.non_finite {
