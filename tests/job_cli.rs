@@ -56,7 +56,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Starts a long run, signals it once it has embedded something, and checks what was kept.
-fn stop_mid_run(signal: &str, code: i32) {
+fn stop_mid_run(signal: libc::c_int, code: i32) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("corpus.jsonl");
     corpus(&input, 40_000);
@@ -105,11 +105,9 @@ fn stop_mid_run(signal: &str, code: i32) {
             break;
         }
     }
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with the pid of our own child, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     let status = child.wait().unwrap();
     reader.join().unwrap();
     log.extend(rx.try_iter().map(|line| line + "\n"));
@@ -151,12 +149,12 @@ fn stop_mid_run(signal: &str, code: i32) {
 
 #[test]
 fn sigterm_keeps_the_finished_batches_and_exits_143() {
-    stop_mid_run("-TERM", 143);
+    stop_mid_run(libc::SIGTERM, 143);
 }
 
 #[test]
 fn sigint_keeps_the_finished_batches_and_exits_130() {
-    stop_mid_run("-INT", 130);
+    stop_mid_run(libc::SIGINT, 130);
 }
 
 #[test]
