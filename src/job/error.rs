@@ -16,7 +16,7 @@ pub enum Error {
     Embed(#[from] crate::Error),
 
     /// Occurs when a file or directory of the input or output cannot be read or written.
-    #[error("cannot {action} {}: {source}", .path.display())]
+    #[error("cannot {action} {}: {source}{}", .path.display(), hint(.source))]
     Io {
         /// What the job was doing: `read`, `write`, `create`, `delete`, `lock`, ...
         action: &'static str,
@@ -167,6 +167,21 @@ pub enum Error {
         /// The seen field closest to `field`, if one is close.
         suggestion: Option<String>,
     },
+}
+
+/// What to do about the common I/O failures.
+fn hint(error: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+            "; free space on that disk or write elsewhere, then run again (finished parts are kept)"
+        }
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            "; check the permissions, or choose another path"
+        }
+        ErrorKind::NotFound => "; check the path",
+        _ => "",
+    }
 }
 
 impl Error {

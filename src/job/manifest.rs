@@ -367,6 +367,7 @@ mod tests {
         let message = manifest.write(dir.path()).unwrap_err().to_string();
         assert!(message.starts_with("cannot write "), "{message}");
         assert!(message.contains("._manifest.json.tmp"), "{message}");
+        assert!(message.contains("free space"), "{message}");
     }
 
     #[test]
