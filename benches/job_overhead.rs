@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rembed::job::{self, JobConfig};
+use rembed::job;
 use rembed::{Device, Embedder, Options};
 
 const TEXTS: usize = 8192;
@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || tempfile::tempdir_in(dir.path()).expect("output dir"),
             |output| {
-                let config = JobConfig::new(&input, output.path()).with_progress(false);
+                let config = job::Config::new(&input, output.path()).with_progress(false);
                 let report = job::run(&embedder, &config).expect("job");
                 assert_eq!(report.counts.embedded, TEXTS as u64);
                 output // dropped (deleted) outside the timing

@@ -9,8 +9,8 @@
 //! cargo run --release --features job,cuda --example embed_corpus -- \
 //!     --model qwen3-embedding:0.6b --input chunks.jsonl --output vectors/ \
 //!     --id-field chunk_id --text-field text --device cuda --dtype bf16 --price-per-hour 2.5
-//! # Shard 3 of 8 (`--shard auto/8` in a Kubernetes Indexed Job, `--shard auto` in a Slurm
-//! # array; see deploy/):
+//! # Shard 3 of 8 (`--shard auto/8` in a Kubernetes Indexed Job, `--shard
+//! # "$SLURM_ARRAY_TASK_ID/8"` in a Slurm array, which also reruns one task; see deploy/):
 //! cargo run --release --features job --example embed_corpus -- \
 //!     --model all-minilm-l6-v2 --input corpus.jsonl --output vectors/ --shard 3/8
 //! # Once every shard has finished: is the union complete and duplicate-free?
@@ -24,16 +24,23 @@
 //!
 //! Exit status: 0 when every record was embedded or skipped as a duplicate, empty text or
 //! another shard's, and the counts add up; 2 when the run finished but some records were
-//! malformed or failed (each listed with id and reason in the manifest; running again retries
-//! the failed ones); 1 on an error or counts that do not add up. `verify` exits 0 only when the
-//! output is complete and duplicate-free.
+//! malformed, failed or had an ambiguous id (each listed with id and reason in
+//! `_not_embedded*.jsonl`; running again retries the failed ones); 1 on an error, counts that do
+//! not add up, or nothing embedded from a non-empty input; 143 (SIGTERM) or 130 (SIGINT) when a
+//! signal stopped the run after its batch in flight, with the work so far saved. `verify` exits
+//! 0 only when the output is complete and duplicate-free.
+//!
+//! Log lines go to stderr, without colours when it is not a terminal; a line every
+//! `--log-every` seconds says how far the run is.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rembed::job::{self, JobConfig, Shard};
+use rembed::job::{self, Shard};
 use rembed::{Embedder, Options, Precision};
 
 #[derive(Parser)]
@@ -82,8 +89,14 @@ struct RunArgs {
     /// Records per part file: the output is made durable this often.
     #[arg(long, default_value_t = 10_000)]
     checkpoint_every: usize,
+    /// Records per model call.
+    #[arg(long, default_value_t = 4096)]
+    batch_records: usize,
+    /// Seconds between progress lines in the log.
+    #[arg(long, default_value_t = 30.0)]
+    log_every: f64,
     /// I/N (0-based), auto/N (index from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID) or auto
-    /// (Slurm array).
+    /// (a whole Slurm array). To rerun one array task: --shard "$SLURM_ARRAY_TASK_ID/N".
     #[arg(long)]
     shard: Option<String>,
     /// auto, cpu, cuda, cuda:N, or a comma-separated list (one replica each).
@@ -107,11 +120,13 @@ fn main() -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| "warn,rembed::job=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in a cluster's log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     if let Some(Command::Verify { output, input }) = cli.command {
         let report = job::verify(&output, input.as_deref())?;
-        println!("{report}");
+        print(&mut std::io::stdout(), &report)?;
         return Ok(if report.ok() {
             ExitCode::SUCCESS
         } else {
@@ -123,6 +138,10 @@ fn main() -> anyhow::Result<ExitCode> {
     let (Some(model), Some(input), Some(output)) = (args.model, args.input, args.output) else {
         anyhow::bail!("--model, --input and --output are required");
     };
+    anyhow::ensure!(
+        args.log_every.is_finite() && args.log_every > 0.0,
+        "--log-every must be a positive number of seconds"
+    );
     let shard = Shard::from_env(args.shard.as_deref())?;
     let mut options = Options::default()
         .with_devices(rembed::parse_devices(&args.device)?)
@@ -131,22 +150,37 @@ fn main() -> anyhow::Result<ExitCode> {
         options = options.with_dim(dim);
     }
     let embedder = Embedder::load(&model, options).with_context(|| format!("loading {model}"))?;
-    let mut config = JobConfig::new(input, output)
+    let mut config = job::Config::new(input, output)
         .with_id_field(args.id_field)
         .with_text_field(args.text_field)
         .with_checkpoint_every(args.checkpoint_every)
+        .with_batch_records(args.batch_records)
+        .with_log_every(Duration::from_secs_f64(args.log_every))
+        .with_model_source(&model)
+        .with_stop_on_signals(true)
         .with_shard(shard);
     if let Some(price) = args.price_per_hour {
         config = config.with_price_per_hour(price);
     }
 
     let report = job::run(&embedder, &config)?;
-    eprintln!("{report}");
-    Ok(if report.all_embedded() {
+    print(&mut std::io::stderr(), &report)?;
+    Ok(if let Some(signal) = report.stopped_by {
+        ExitCode::from(signal.exit_code())
+    } else if report.all_embedded() {
         ExitCode::SUCCESS
-    } else if report.balanced() {
+    } else if report.balanced() && !report.embedded_nothing() {
         ExitCode::from(2)
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Writes a report; a reader that went away (`verify ... | head`) is no error, where `println!`
+/// would panic on the broken pipe.
+fn print(out: &mut impl Write, report: &impl std::fmt::Display) -> anyhow::Result<()> {
+    match writeln!(out, "{report}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

@@ -10,7 +10,7 @@ use arrow_array::{Array, Int64Array, StringArray};
 use arrow_schema::DataType;
 use job_support::load;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use rembed::job::{self, JobConfig};
+use rembed::job;
 
 #[test]
 fn chunk_jsonl_embeds_with_typed_metadata_columns() {
@@ -37,7 +37,7 @@ fn chunk_jsonl_embeds_with_typed_metadata_columns() {
         .collect();
     std::fs::write(&input, chunks).unwrap();
     let output = dir.path().join("vectors");
-    let config = JobConfig::new(&input, &output)
+    let config = job::Config::new(&input, &output)
         .with_id_field("chunk_id")
         .with_text_field("text")
         .with_progress(false);

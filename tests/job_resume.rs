@@ -13,13 +13,13 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use job_support::{assert_expected_ids, assert_same_output, load, read_output, write_corpus, Rng};
-use rembed::job::{self, JobConfig, Manifest, Shard};
+use rembed::job::{self, Manifest, Shard};
 
 const CHILD: &str = "REMBED_JOB_TEST_CHILD";
 const TEST_NAME: &str = "sigkill_at_random_points_then_resume_embeds_each_record_once";
 
-fn config(input: &Path, output: &Path) -> JobConfig {
-    JobConfig::new(input, output)
+fn config(input: &Path, output: &Path) -> job::Config {
+    job::Config::new(input, output)
         .with_checkpoint_every(400)
         .with_batch_records(100)
         .with_progress(false)

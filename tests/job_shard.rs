@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use job_support::{assert_expected_ids, assert_same_output, load, read_output, write_corpus, Row};
-use rembed::job::{self, JobConfig, Manifest, Shard};
+use rembed::job::{self, Manifest, Shard};
 
 const SHARDS: u32 = 3;
 
-fn config(input: &Path, output: &Path) -> JobConfig {
-    JobConfig::new(input, output)
+fn config(input: &Path, output: &Path) -> job::Config {
+    job::Config::new(input, output)
         .with_checkpoint_every(250)
         .with_progress(false)
 }
@@ -102,4 +102,54 @@ fn shards_add_up_to_the_unsharded_run_and_verify_catches_damage() {
     let manifest = Manifest::read(&sharded.join(Manifest::file_name(Shard::new(1, 3).unwrap())));
     let manifest = manifest.unwrap();
     assert_eq!((manifest.shard_index, manifest.shard_count), (1, SHARDS));
+}
+
+/// `sbatch --array=3` reruns one task of an 8-task array: `--shard auto/8` there is shard 3
+/// (it was shard 0, silently), and `--shard 3/8` into the existing output resumes that shard.
+#[test]
+fn a_one_task_slurm_rerun_resumes_its_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("corpus.jsonl");
+    let expected = write_corpus(&input, 1200, 21);
+    let embedder = load("bert-mean");
+    let output = dir.path().join("out");
+    let rerun_env = |name: &str| match name {
+        "SLURM_ARRAY_TASK_ID" | "SLURM_ARRAY_TASK_MIN" | "SLURM_ARRAY_TASK_MAX" => {
+            Some("3".to_string())
+        }
+        "SLURM_ARRAY_TASK_COUNT" => Some("1".to_string()),
+        _ => None,
+    };
+    let three = Shard::new(3, 8).unwrap();
+    assert_eq!(Shard::resolve(Some("auto/8"), rerun_env).unwrap(), three);
+    let refused = Shard::resolve(Some("auto"), rerun_env)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("--shard 3/N"), "{refused}");
+
+    // The first submission: every shard but 3 finishes; shard 3 only gets through part of its
+    // input (here: a copy with its second half cut off, as if it had been cancelled).
+    let lines = std::fs::read_to_string(&input).unwrap();
+    let half: String = lines.lines().take(600).map(|l| format!("{l}\n")).collect();
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, half).unwrap();
+    for index in 0..8 {
+        let shard = Shard::new(index, 8).unwrap();
+        let from = if index == 3 { &cut } else { &input };
+        job::run(&embedder, &config(from, &output).with_shard(shard)).unwrap();
+    }
+    let before = job::verify(&output, Some(&input)).unwrap();
+    assert!(before.missing > 0, "{before}");
+
+    let rerun = Shard::resolve(Some("3/8"), rerun_env).unwrap();
+    let report = job::run(&embedder, &config(&input, &output).with_shard(rerun)).unwrap();
+    assert!(report.counts.resumed > 0, "{report}");
+    assert_eq!(
+        report.counts.embedded,
+        report.counts.resumed + before.missing,
+        "{report}"
+    );
+    let check = job::verify(&output, None).unwrap();
+    assert!(check.ok(), "{check}");
+    assert_expected_ids(&read_output(&output), &expected);
 }

@@ -1,15 +1,16 @@
-//! [`JobConfig`]: what a corpus job reads, where it writes, and how often it checkpoints.
+//! [`Config`]: what a corpus job reads, where it writes, and how often it checkpoints.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::error::JobError;
+use super::error::Error;
 use super::shard::Shard;
 
 /// Settings of a corpus job. Every field but the paths has a default; change them with the
 /// `with_*` setters.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct JobConfig {
+pub struct Config {
     pub(crate) input: PathBuf,
     pub(crate) output: PathBuf,
     pub(crate) id_field: String,
@@ -19,9 +20,12 @@ pub struct JobConfig {
     pub(crate) price_per_hour: Option<f64>,
     pub(crate) progress: bool,
     pub(crate) batch_records: usize,
+    pub(crate) model_source: Option<String>,
+    pub(crate) stop_on_signals: bool,
+    pub(crate) log_every: Duration,
 }
 
-impl JobConfig {
+impl Config {
     /// A job that embeds the JSONL file `input` into the directory `output`.
     pub fn new(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> Self {
         Self {
@@ -34,7 +38,38 @@ impl JobConfig {
             price_per_hour: None,
             progress: true,
             batch_records: 4096,
+            model_source: None,
+            stop_on_signals: false,
+            log_every: Duration::from_secs(30),
         }
+    }
+
+    /// The string the embedder was loaded from (`Embedder::load`'s `model`): a directory, whose
+    /// weight and config files are hashed (about 1 s per GB), or a registry name or repo id,
+    /// looked up in the local hub cache. The digests identify the model in the manifest, so
+    /// that resume accepts the same weights under another path and refuses other weights
+    /// under the same one. Default: the embedder's registry name, which misses a registry
+    /// model loaded from a directory.
+    pub fn with_model_source(mut self, model: impl Into<String>) -> Self {
+        self.model_source = Some(model.into());
+        self
+    }
+
+    /// Whether the run handles SIGTERM and SIGINT: finish the batch in flight, checkpoint, and
+    /// return a report whose `stopped_by` names the signal (exit with its
+    /// [`super::StopSignal::exit_code`]); a second signal kills at once. Default false: a
+    /// library does not take over a process's signals unless asked. The handlers are removed
+    /// when the run returns.
+    pub fn with_stop_on_signals(mut self, stop: bool) -> Self {
+        self.stop_on_signals = stop;
+        self
+    }
+
+    /// How often a plain progress line is logged (through `tracing`, target `rembed::job`),
+    /// whether or not a bar is drawn. Default 30 s.
+    pub fn with_log_every(mut self, every: Duration) -> Self {
+        self.log_every = every;
+        self
     }
 
     /// The JSONL field holding each record's unique id (string or number). Default `id`.
@@ -70,8 +105,8 @@ impl JobConfig {
         self
     }
 
-    /// Whether to draw a progress bar when stderr is a terminal. Default true. Log lines every
-    /// 30 s (through `tracing`, target `rembed::job`) are written either way.
+    /// Whether to draw a progress bar when stderr is a terminal. Default true. Plain log lines
+    /// (see [`Config::with_log_every`]) are written either way.
     pub fn with_progress(mut self, show: bool) -> Self {
         self.progress = show;
         self
@@ -95,9 +130,9 @@ impl JobConfig {
         &self.output
     }
 
-    pub(crate) fn validate(&self) -> Result<(), JobError> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         let invalid = |option, reason: &str| {
-            Err(JobError::InvalidOption {
+            Err(Error::InvalidOption {
                 option,
                 reason: reason.into(),
             })
@@ -110,6 +145,9 @@ impl JobConfig {
         }
         if self.id_field == self.text_field {
             return invalid("id_field", "must differ from the text field");
+        }
+        if self.log_every.is_zero() {
+            return invalid("log_every", "must be longer than zero");
         }
         match self.price_per_hour {
             Some(p) if !p.is_finite() || p < 0.0 => {

@@ -8,9 +8,11 @@
 //! output_rows = embedded + stale
 //! ```
 //!
-//! `duplicates` counts repeated ids within this shard (the first occurrence wins); `stale`
-//! counts rows already in the output whose ids are no longer in the input (an input that
-//! changed between runs).
+//! `duplicates` counts repeated ids within this shard (the first occurrence wins), among them
+//! those with another text (`duplicates_other_text`) and those whose id has the text of an
+//! earlier id of the other JSON type (`id_conflicts`, `42` after `"42"`); `stale` counts rows
+//! already in the output whose ids are no longer in the input (an input that changed between
+//! runs). Which records were not embedded, and why, is listed in `_not_embedded*.jsonl`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -18,6 +20,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::cost::CostEstimate;
+use super::id::RecordId;
+use super::stop::StopSignal;
 
 /// The reconciliation counts of one shard. Each record read lands in exactly one bucket, and
 /// each unique id in exactly one outcome:
@@ -38,6 +42,12 @@ pub struct Counts {
     pub other_shards: u64,
     /// Records whose id appeared earlier in the input (this shard's part of it).
     pub duplicates: u64,
+    /// Of `duplicates`, those whose text differs from the first occurrence's (not embedded).
+    #[serde(default)]
+    pub duplicates_other_text: u64,
+    /// Of `duplicates`, those whose id is the text of an earlier id of the other JSON type.
+    #[serde(default)]
+    pub id_conflicts: u64,
     /// Distinct ids of this shard.
     pub unique: u64,
     /// Unique ids whose text is missing, null or only whitespace.
@@ -48,6 +58,9 @@ pub struct Counts {
     pub resumed: u64,
     /// Unique ids that could not be embedded.
     pub failed: u64,
+    /// Of `failed`, those whose vector held a NaN or an infinity (never written).
+    #[serde(default)]
+    pub non_finite: u64,
     /// Unique ids read but not yet embedded (only in a checkpoint's manifest).
     pub in_flight: u64,
     /// Embedded texts that were cut at the model's max length.
@@ -95,8 +108,8 @@ impl Counts {
 pub struct FailedRecord {
     /// 1-based input line.
     pub line: u64,
-    /// Its id, when it has one.
-    pub id: Option<String>,
+    /// Its id with its JSON type, when it has one.
+    pub id: Option<RecordId>,
     /// Why it was not embedded.
     pub reason: String,
     /// Whether the line itself was unusable (else the model failed on it).
@@ -121,6 +134,11 @@ pub struct Report {
     pub seconds: f64,
     /// Cost, with a price per hour.
     pub cost: Option<CostEstimate>,
+    /// The list of every record without a vector, and why (see [`super::Skipped`]).
+    pub not_embedded: Option<PathBuf>,
+    /// The signal that stopped the run after its batch in flight, when one did (the output is
+    /// then checkpointed but unfinished; running again resumes).
+    pub stopped_by: Option<StopSignal>,
 }
 
 impl Report {
@@ -129,25 +147,53 @@ impl Report {
         self.counts.imbalances().is_empty()
     }
 
-    /// Whether, on top of [`Report::balanced`], no record was malformed or failed.
+    /// Whether, on top of [`Report::balanced`], the run finished, something was embedded, and
+    /// no record was malformed, failed or had an ambiguous id.
     pub fn all_embedded(&self) -> bool {
-        self.balanced() && self.counts.malformed == 0 && self.counts.failed == 0
+        self.balanced()
+            && self.stopped_by.is_none()
+            && !self.embedded_nothing()
+            && self.counts.malformed == 0
+            && self.counts.failed == 0
+            && self.counts.id_conflicts == 0
+    }
+
+    /// Whether the input had records for this shard but none has a vector: every one was
+    /// malformed, empty or failed. Almost always a wrong field name or a broken model.
+    pub fn embedded_nothing(&self) -> bool {
+        let c = &self.counts;
+        self.stopped_by.is_none() && c.read > c.other_shards && c.embedded == 0
     }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counts;
-        let rows: [(&str, u64, &str); 14] = [
+        let rows: [(&str, u64, &str); 17] = [
             ("records read", c.read, ""),
             ("  malformed", c.malformed, ""),
             ("  other shards", c.other_shards, ""),
             ("  duplicate ids", c.duplicates, ""),
+            (
+                "    with another text",
+                c.duplicates_other_text,
+                " (not embedded)",
+            ),
+            (
+                "    id conflicts",
+                c.id_conflicts,
+                " (42 and \"42\": not embedded)",
+            ),
             ("  unique ids", c.unique, ""),
             ("    empty text", c.empty, ""),
             ("    embedded", c.embedded, ""),
             ("      from earlier runs", c.resumed, ""),
             ("    failed", c.failed, ""),
+            (
+                "      non-finite vectors",
+                c.non_finite,
+                " (NaN or infinity: not written)",
+            ),
             ("    in flight", c.in_flight, ""),
             ("truncated", c.truncated, " (cut at the model's max length)"),
             ("tokens", c.tokens, ""),
@@ -159,7 +205,7 @@ impl fmt::Display for Report {
             writeln!(f, "  {label:<26}{value:>12}{note}")?;
         }
         for failure in self.failures.iter().take(20) {
-            let id = failure.id.as_deref().unwrap_or("-");
+            let id = failure.id.as_ref().map_or("-".into(), ToString::to_string);
             writeln!(
                 f,
                 "  failed line {} id {id}: {}",
@@ -175,6 +221,22 @@ impl fmt::Display for Report {
         }
         if let Some(cost) = &self.cost {
             writeln!(f, "  cost: {cost}")?;
+        }
+        if let Some(list) = &self.not_embedded {
+            writeln!(f, "  records without a vector, and why: {}", list.display())?;
+        }
+        if self.embedded_nothing() {
+            writeln!(
+                f,
+                "  NOTHING EMBEDDED from a non-empty input: check the text field and the model"
+            )?;
+        }
+        if let Some(signal) = self.stopped_by {
+            writeln!(
+                f,
+                "  stopped by {signal} after the batch in flight; run the same command again \
+                 to resume"
+            )?;
         }
         match self.counts.imbalances().as_slice() {
             [] => write!(f, "  counts add up; manifest: {}", self.manifest.display()),

@@ -12,21 +12,34 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::error::JobError;
+use super::error::Error;
 use super::hash::{hex, Fnv128};
+use super::id::RecordId;
 
 /// One input line, classified.
 #[derive(Debug)]
 pub(crate) enum Line {
     /// A JSON object with a usable id.
     Record(Record),
-    /// A line that is not a record: not a JSON object, no usable id, or a text that is not a
-    /// string. Counted and reported, never silently dropped.
+    /// A line that is not a record: not UTF-8, not a JSON object, no usable id, or a text that
+    /// is not a string. Counted and reported, never silently dropped.
     Malformed {
         line: u64,
-        id: Option<String>,
+        /// Byte offset just past the line.
+        end: u64,
+        id: Option<RecordId>,
         reason: String,
     },
+}
+
+impl Line {
+    /// 1-based line number and byte offset just past the line.
+    pub(crate) fn position(&self) -> (u64, u64) {
+        match self {
+            Line::Record(r) => (r.line, r.end),
+            Line::Malformed { line, end, .. } => (*line, *end),
+        }
+    }
 }
 
 /// A record: its id, its text (empty when the field is missing or null) and the other fields.
@@ -34,10 +47,17 @@ pub(crate) enum Line {
 pub(crate) struct Record {
     /// 1-based line number, for reports.
     pub line: u64,
-    pub id: String,
+    /// Byte offset just past the line: how far into the input the job is once it is done.
+    pub end: u64,
+    pub id: RecordId,
     pub text: String,
+    /// Whether the text field was absent (not merely `null` or empty): a wrong `--text-field`.
+    pub text_missing: bool,
     pub fields: Map<String, Value>,
 }
+
+/// UTF-8's byte order mark, which some Windows tools write at the start of a text file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Reads records from a JSONL file one line at a time.
 pub(crate) struct JsonlReader {
@@ -45,40 +65,42 @@ pub(crate) struct JsonlReader {
     reader: BufReader<File>,
     buf: Vec<u8>,
     line: u64,
+    /// Bytes consumed so far.
+    offset: u64,
     id_field: String,
     text_field: String,
 }
 
 impl JsonlReader {
-    pub(crate) fn open(path: &Path, id_field: &str, text_field: &str) -> Result<Self, JobError> {
-        let file = File::open(path).map_err(JobError::io(path))?;
+    pub(crate) fn open(path: &Path, id_field: &str, text_field: &str) -> Result<Self, Error> {
+        let file = File::open(path).map_err(Error::io("open", path))?;
         Ok(Self {
             path: path.to_path_buf(),
             reader: BufReader::with_capacity(1 << 20, file),
             buf: Vec::new(),
             line: 0,
+            offset: 0,
             id_field: id_field.to_string(),
             text_field: text_field.to_string(),
         })
     }
 
-    /// Lines consumed so far, blank ones included (the progress bar's position).
-    pub(crate) fn lines(&self) -> u64 {
-        self.line
-    }
-
     /// The next non-blank line, or `None` at the end of the file.
-    pub(crate) fn next_line(&mut self) -> Result<Option<Line>, JobError> {
+    pub(crate) fn next_line(&mut self) -> Result<Option<Line>, Error> {
         loop {
             self.buf.clear();
             let n = self
                 .reader
                 .read_until(b'\n', &mut self.buf)
-                .map_err(JobError::io(&self.path))?;
+                .map_err(Error::io("read", &self.path))?;
             if n == 0 {
                 return Ok(None);
             }
             self.line += 1;
+            self.offset += n as u64;
+            if self.line == 1 && self.buf.starts_with(BOM) {
+                self.buf.drain(..BOM.len());
+            }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -87,15 +109,30 @@ impl JsonlReader {
     }
 
     fn parse(&mut self) -> Line {
-        let line = self.line;
-        let malformed = |id: Option<String>, reason: String| Line::Malformed { line, id, reason };
+        let (line, end) = (self.line, self.offset);
+        let malformed = |id: Option<RecordId>, reason: String| Line::Malformed {
+            line,
+            end,
+            id,
+            reason,
+        };
+        if let Err(e) = std::str::from_utf8(&self.buf) {
+            return malformed(
+                None,
+                format!(
+                    "not UTF-8 (invalid byte at column {}): convert the file to UTF-8, \
+                     e.g. with `iconv -f latin1 -t utf-8`",
+                    e.valid_up_to() + 1
+                ),
+            );
+        }
         let mut fields: Map<String, Value> = match serde_json::from_slice(&self.buf) {
             Ok(fields) => fields,
-            Err(e) => return malformed(None, format!("not a JSON object: {e}")),
+            Err(e) => return malformed(None, format!("not a JSON object: {}", json_error(&e))),
         };
         let id = match fields.remove(&self.id_field) {
-            Some(Value::String(id)) if !id.is_empty() => id,
-            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(id)) if !id.is_empty() => RecordId::string(id),
+            Some(Value::Number(n)) => RecordId::number(&n),
             Some(Value::String(_)) => return malformed(None, "empty id".into()),
             None | Some(Value::Null) => {
                 return malformed(None, format!("no `{}` field", self.id_field))
@@ -111,9 +148,10 @@ impl JsonlReader {
                 )
             }
         };
-        let text = match fields.remove(&self.text_field) {
-            Some(Value::String(text)) => text,
-            None | Some(Value::Null) => String::new(),
+        let (text, text_missing) = match fields.remove(&self.text_field) {
+            Some(Value::String(text)) => (text, false),
+            Some(Value::Null) => (String::new(), false),
+            None => (String::new(), true),
             Some(other) => {
                 let reason = format!("`{}` is {}, not a string", self.text_field, kind(&other));
                 return malformed(Some(id), reason);
@@ -121,11 +159,23 @@ impl JsonlReader {
         };
         Line::Record(Record {
             line,
+            end,
             id,
             text,
+            text_missing,
             fields,
         })
     }
+}
+
+/// serde_json's message without its "at line 1 column 7": every line is parsed on its own, so
+/// its line would always read 1; the report gives the input line instead.
+fn json_error(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let what = message
+        .rfind(" at line ")
+        .map_or(message.as_str(), |at| &message[..at]);
+    format!("{what} at column {}", e.column())
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -159,8 +209,8 @@ const FINGERPRINT_SPAN: u64 = 1 << 20;
 
 impl Fingerprint {
     /// Fingerprints the file at `path`.
-    pub fn of(path: &Path) -> Result<Self, JobError> {
-        let io = |e| JobError::io(path)(e);
+    pub fn of(path: &Path) -> Result<Self, Error> {
+        let io = |e| Error::io("read", path)(e);
         let mut file = File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         let modified_unix_ns = meta
@@ -169,7 +219,7 @@ impl Fingerprint {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos());
         let bytes = meta.len();
-        let mut span = |start: u64| -> Result<String, JobError> {
+        let mut span = |start: u64| -> Result<String, Error> {
             file.seek(SeekFrom::Start(start)).map_err(io)?;
             let mut buf = Vec::new();
             (&mut file)
@@ -209,22 +259,6 @@ impl Fingerprint {
     }
 }
 
-/// Counts the lines of a file (the progress bar's length), at disk speed.
-pub(crate) fn count_lines(path: &Path) -> std::io::Result<u64> {
-    let mut file = File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut lines, mut last) = (0u64, b'\n');
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            // A last line without a newline is a line too.
-            return Ok(lines + u64::from(last != b'\n'));
-        }
-        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-        last = buf[n - 1];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,22 +274,25 @@ mod tests {
     #[test]
     fn classifies_records_and_malformed_lines() {
         let (_file, mut reader) = reader(concat!(
-            "{\"chunk_id\": \"a\", \"text\": \"héllo\", \"thread_id\": \"t1\", \"session_idx\": 2}\n",
+            "\u{feff}{\"chunk_id\": \"a\", \"text\": \"héllo\", \"thread_id\": \"t1\", \"session_idx\": 2}\n",
             "\n",
             "{\"chunk_id\": 7, \"text\": null}\n",
             "not json\n",
             "{\"text\": \"no id\"}\n",
-            "{\"chunk_id\": \"b\", \"text\": [1]}",
+            "{\"chunk_id\": \"b\", \"text\": [1]}\n",
+            "{\"chunk_id\": \"c\"}",
         ));
         let mut lines = Vec::new();
         while let Some(line) = reader.next_line().unwrap() {
             lines.push(line);
         }
-        assert_eq!(lines.len(), 5);
+        assert_eq!(lines.len(), 6);
+        // The byte order mark is not part of the first record.
         let Line::Record(first) = &lines[0] else {
             panic!("{:?}", lines[0])
         };
         assert_eq!((first.id.as_str(), first.text.as_str()), ("a", "héllo"));
+        assert!(!first.id.is_number());
         assert_eq!(first.fields.len(), 2);
         let Line::Record(second) = &lines[1] else {
             panic!("{:?}", lines[1])
@@ -264,14 +301,20 @@ mod tests {
             (second.line, second.id.as_str(), second.text.as_str()),
             (3, "7", "")
         );
-        assert!(matches!(
-            &lines[2],
-            Line::Malformed {
-                line: 4,
-                id: None,
-                ..
-            }
-        ));
+        assert!(second.id.is_number() && !second.text_missing);
+        let Line::Malformed {
+            line: 4,
+            id: None,
+            reason,
+            ..
+        } = &lines[2]
+        else {
+            panic!("{:?}", lines[2])
+        };
+        assert!(
+            reason.contains("at column 2") && !reason.contains("line"),
+            "{reason}"
+        );
         assert!(matches!(
             &lines[3],
             Line::Malformed {
@@ -280,9 +323,33 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(&lines[4], Line::Malformed { line: 6, id: Some(id), .. } if id == "b"));
-        assert_eq!(reader.lines(), 6);
-        assert_eq!(count_lines(_file.path()).unwrap(), 6);
+        assert!(
+            matches!(&lines[4], Line::Malformed { line: 6, id: Some(id), .. } if id.as_str() == "b")
+        );
+        let Line::Record(last) = &lines[5] else {
+            panic!("{:?}", lines[5])
+        };
+        assert!(last.text_missing);
+        assert_eq!(last.end, _file.as_file().metadata().unwrap().len());
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_malformed_line_with_its_column() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(
+            b"{\"chunk_id\": 1, \"text\": \"ok\"}\n{\"chunk_id\": 2, \"text\": \"caf\xe9\"}\n",
+        )
+        .unwrap();
+        let mut reader = JsonlReader::open(file.path(), "chunk_id", "text").unwrap();
+        assert!(matches!(reader.next_line().unwrap(), Some(Line::Record(_))));
+        let Some(Line::Malformed { line, reason, .. }) = reader.next_line().unwrap() else {
+            panic!("invalid UTF-8 accepted")
+        };
+        assert_eq!(line, 2);
+        assert!(
+            reason.contains("not UTF-8") && reason.contains("column 29"),
+            "{reason}"
+        );
     }
 
     #[test]

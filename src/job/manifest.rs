@@ -15,18 +15,22 @@ use serde::{Deserialize, Serialize};
 
 use super::cost::CostEstimate;
 use super::counts::{Counts, FailedRecord};
-use super::error::JobError;
+use super::error::Error;
+use super::identity::ModelIdentity;
 use super::input::Fingerprint;
 use super::output::{sync_dir, PartInfo};
 use super::schema::MetaColumn;
 use super::shard::Shard;
+use super::stop::StopSignal;
 use crate::{Embedder, Prompt};
 
 /// Version of the manifest layout; bumped on incompatible changes.
 pub const MANIFEST_FORMAT: u32 = 1;
 
-/// Which model made the vectors. Every field but `dtype` and `device` must match for a run to
-/// add to an existing output.
+/// Which model made the vectors. For a run to add to an existing output, the model must be the
+/// same (by weight and config digests where both runs know them, else by name, repo and
+/// revision), and so must the dimension, prompt, pooling, normalization and max length; `dtype`
+/// and `device` may differ.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ModelProvenance {
@@ -52,13 +56,23 @@ pub struct ModelProvenance {
     pub dtype: String,
     /// Device of the latest run.
     pub device: String,
+    /// Digests of the weight and config files, and the hub commit.
+    #[serde(flatten, default)]
+    pub identity: ModelIdentity,
 }
 
 impl ModelProvenance {
-    /// The provenance of vectors made by `embedder` with [`Prompt::Document`].
-    ///
-    /// The prompt is the one the embedder prepends to documents (empty with prompts off).
-    pub fn of(embedder: &Embedder) -> Self {
+    /// The provenance of vectors made by `embedder` with [`Prompt::Document`], its files
+    /// found from `source` (the string it was loaded from; by default its registry name) and
+    /// hashed. The prompt is the one the embedder prepends to documents (empty with prompts
+    /// off).
+    pub(crate) fn identify(embedder: &Embedder, source: Option<&str>) -> Result<Self, Error> {
+        let spec = embedder.spec();
+        let identity = ModelIdentity::find(source.unwrap_or(&spec.name), spec)?;
+        Ok(Self::of(embedder, identity))
+    }
+
+    fn of(embedder: &Embedder, identity: ModelIdentity) -> Self {
         let spec = embedder.spec();
         Self {
             name: spec.name.clone(),
@@ -80,16 +94,60 @@ impl ModelProvenance {
                 .map(|d| d.to_string())
                 .collect::<Vec<_>>()
                 .join(","),
+            identity,
         }
+    }
+
+    /// The model in a few words, for logs: name, weights digest (first 12 hex digits), commit.
+    pub(crate) fn describe(&self) -> String {
+        let mut text = self.name.clone();
+        match &self.identity.weights_sha256 {
+            Some(digest) => text.push_str(&format!(" (weights sha256 {}", &digest[..12])),
+            None => text.push_str(" (weights digest unknown"),
+        }
+        if let Some(commit) = &self.identity.commit {
+            text.push_str(&format!(", commit {}", &commit[..12.min(commit.len())]));
+        }
+        text.push(')');
+        text
     }
 
     /// The first property that makes vectors of `self` and `other` incomparable:
     /// `(field, self's value, other's value)`.
     pub(crate) fn mismatch(&self, other: &Self) -> Option<(&'static str, String, String)> {
-        let fields: [(&'static str, String, String); 8] = [
-            ("model", self.name.clone(), other.name.clone()),
-            ("repo", self.repo.clone(), other.repo.clone()),
-            ("revision", self.revision.clone(), other.revision.clone()),
+        let (a, b) = (&self.identity, &other.identity);
+        let model = ("model", self.name.clone(), other.name.clone());
+        let identity: Vec<(&'static str, String, String)> =
+            match (&a.weights_sha256, &b.weights_sha256) {
+                // What the files are decides; a name is reported when it differs too.
+                (Some(wa), Some(wb)) => {
+                    let names_differ = self.name != other.name;
+                    let config = (a.config_sha256.clone(), b.config_sha256.clone());
+                    if wa != wb {
+                        vec![if names_differ {
+                            model
+                        } else {
+                            ("weights", format!("sha256 {wa}"), format!("sha256 {wb}"))
+                        }]
+                    } else if config.0 != config.1 {
+                        let show =
+                            |d: Option<String>| d.map_or("?".into(), |d| format!("sha256 {d}"));
+                        vec![if names_differ {
+                            model
+                        } else {
+                            ("config", show(config.0), show(config.1))
+                        }]
+                    } else {
+                        Vec::new()
+                    }
+                }
+                _ => vec![
+                    model,
+                    ("repo", self.repo.clone(), other.repo.clone()),
+                    ("revision", self.revision.clone(), other.revision.clone()),
+                ],
+            };
+        let fields: [(&'static str, String, String); 5] = [
             ("dim", self.dim.to_string(), other.dim.to_string()),
             (
                 "prompt",
@@ -108,7 +166,7 @@ impl ModelProvenance {
                 other.max_length.to_string(),
             ),
         ];
-        fields.into_iter().find(|(_, a, b)| a != b)
+        identity.into_iter().chain(fields).find(|(_, a, b)| a != b)
     }
 }
 
@@ -144,6 +202,9 @@ pub struct RunInfo {
     pub embedded: u64,
     /// Seconds it ran (as of its latest checkpoint).
     pub seconds: f64,
+    /// The signal that stopped it after its batch in flight, if one did.
+    #[serde(default)]
+    pub stopped_by: Option<StopSignal>,
 }
 
 /// The manifest of one shard's output (the whole output when unsharded).
@@ -178,6 +239,10 @@ pub struct Manifest {
     pub failures: Vec<FailedRecord>,
     /// Failures beyond those listed, when there were too many to list.
     pub failures_omitted: u64,
+    /// The file listing every record of the shard without a vector, and why (written when a
+    /// run ends or is stopped; see [`super::Skipped`]).
+    #[serde(default)]
+    pub not_embedded: Option<String>,
     /// How the input differs from the previous run's, when it does.
     pub input_changed: Option<String>,
     /// Finished part files, in order.
@@ -200,14 +265,16 @@ impl Manifest {
     }
 
     /// Reads a manifest.
-    pub fn read(path: &Path) -> Result<Self, JobError> {
-        let text = std::fs::read_to_string(path).map_err(JobError::io(path))?;
-        let manifest: Self = serde_json::from_str(&text).map_err(|e| JobError::Malformed {
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+        // Written by `write` below; a manifest edited by hand may have gained a byte order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let manifest: Self = serde_json::from_str(text).map_err(|e| Error::Malformed {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
         if manifest.format != MANIFEST_FORMAT {
-            return Err(JobError::Malformed {
+            return Err(Error::Malformed {
                 path: path.to_path_buf(),
                 reason: format!(
                     "manifest format {} (this rembed writes {MANIFEST_FORMAT})",
@@ -219,21 +286,21 @@ impl Manifest {
     }
 
     /// Writes the manifest into `dir` atomically: temporary file, fsync, rename, directory fsync.
-    pub(crate) fn write(&self, dir: &Path) -> Result<(), JobError> {
+    pub(crate) fn write(&self, dir: &Path) -> Result<(), Error> {
         let name = Self::file_name(self.shard().unwrap_or(Shard::ALL));
         let path = dir.join(&name);
         let tmp = dir.join(format!(".{name}.tmp"));
-        let json = serde_json::to_vec_pretty(self).map_err(|e| JobError::Malformed {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Malformed {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let mut file = File::create(&tmp).map_err(JobError::io(&tmp))?;
+        let mut file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
         file.write_all(&json)
             .and_then(|()| file.write_all(b"\n"))
             .and_then(|()| file.sync_all())
-            .map_err(JobError::io(&tmp))?;
+            .map_err(Error::io("write", &tmp))?;
         drop(file);
-        std::fs::rename(&tmp, &path).map_err(JobError::io(&path))?;
+        std::fs::rename(&tmp, &path).map_err(Error::io("rename into", &path))?;
         sync_dir(dir)
     }
 }
@@ -278,6 +345,32 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A full disk while the manifest is written (its temporary file is a link to /dev/full)
+    /// says "cannot write" and which file.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_write_error_says_write() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/full", dir.path().join("._manifest.json.tmp")).unwrap();
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "format": MANIFEST_FORMAT, "rembed_version": "0", "shard_index": 0, "shard_count": 1,
+            "model": {"name": "m", "repo": "", "revision": "", "architecture": "bert",
+                "pooling": "mean", "normalized": false, "dim": 2, "max_length": 8, "prompt": "",
+                "dtype": "f32", "device": "cpu"},
+            "input": {"path": "in.jsonl", "id_field": "id", "text_field": "text",
+                "fingerprint": {"bytes": 0, "modified_unix_ns": null, "head": "", "tail": ""},
+                "columns": []},
+            "checkpoint_every": 1, "started_at": "", "updated_at": "", "ended_at": null,
+            "complete": false, "counts": Counts::default(), "failures": [],
+            "failures_omitted": 0, "input_changed": null, "parts": [], "cost": null, "runs": []
+        }))
+        .unwrap();
+        let message = manifest.write(dir.path()).unwrap_err().to_string();
+        assert!(message.starts_with("cannot write "), "{message}");
+        assert!(message.contains("._manifest.json.tmp"), "{message}");
+        assert!(message.contains("free space"), "{message}");
+    }
 
     #[test]
     fn formats_utc_times() {

@@ -20,7 +20,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::{Deserialize, Serialize};
 
-use super::error::JobError;
+use super::error::Error;
 use super::schema::{self, MetaColumn};
 use super::shard::Shard;
 
@@ -40,6 +40,18 @@ pub struct PartInfo {
 
 const TOKENS_KEY: &str = "rembed.tokens";
 const TRUNCATED_KEY: &str = "rembed.truncated";
+/// Marks a part whose every vector was checked finite before it was written; older versions
+/// of the job wrote NaN rows, so resume checks the vectors of parts without it.
+const FINITE_KEY: &str = "rembed.finite";
+
+/// Which vectors [`read_ids`] checks for NaN and infinities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckVectors {
+    /// Every part's (`verify`).
+    All,
+    /// Only those of parts written before the job checked them (resume).
+    Unmarked,
+}
 
 /// `part-000012.parquet`, or `part-s0003of0008-000012.parquet` for a shard.
 pub(crate) fn part_name(shard: Shard, seq: u64) -> String {
@@ -87,20 +99,20 @@ impl PartWriter {
         seq: u64,
         schema: SchemaRef,
         rows: usize,
-    ) -> Result<Self, JobError> {
+    ) -> Result<Self, Error> {
         let name = part_name(shard, seq);
         let final_path = dir.join(&name);
         let tmp_path = dir.join(format!(".{name}.tmp"));
         let dim = match schema.fields().last().map(|f| f.data_type()) {
             Some(DataType::FixedSizeList(_, dim)) => *dim,
             _ => {
-                return Err(JobError::Malformed {
+                return Err(Error::Malformed {
                     path: tmp_path,
                     reason: "schema does not end with the embedding list".into(),
                 })
             }
         };
-        let file = File::create(&tmp_path).map_err(JobError::io(&tmp_path))?;
+        let file = File::create(&tmp_path).map_err(Error::io("create", &tmp_path))?;
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(row_group_rows(dim, rows)))
@@ -108,7 +120,7 @@ impl PartWriter {
         // Dictionaries and min/max statistics of float vectors only cost time and space.
         let descriptor = ArrowSchemaConverter::new()
             .convert(&schema)
-            .map_err(JobError::parquet(&tmp_path))?;
+            .map_err(Error::parquet(&tmp_path))?;
         for column in descriptor.columns() {
             if column.path().parts()[0] == schema::EMBEDDING {
                 props = props
@@ -117,7 +129,7 @@ impl PartWriter {
             }
         }
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props.build()))
-            .map_err(JobError::parquet(&tmp_path))?;
+            .map_err(Error::parquet(&tmp_path))?;
         Ok(Self {
             final_path,
             tmp_path,
@@ -144,13 +156,13 @@ impl PartWriter {
         vectors: Vec<f32>,
         tokens: u64,
         truncated: u64,
-    ) -> Result<(), JobError> {
+    ) -> Result<(), Error> {
         let rows = ids.len();
         let dim = self.dim;
         let values = Arc::new(Float32Array::from(vectors));
         let embedding =
             FixedSizeListArray::try_new(item_field(), dim, values, None).map_err(|source| {
-                JobError::Arrow {
+                Error::Arrow {
                     path: self.tmp_path.clone(),
                     source,
                 }
@@ -159,15 +171,14 @@ impl PartWriter {
         columns.push(Arc::new(ids));
         columns.extend(metadata);
         columns.push(Arc::new(embedding));
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|source| {
-            JobError::Arrow {
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), columns).map_err(|source| Error::Arrow {
                 path: self.tmp_path.clone(),
                 source,
-            }
-        })?;
+            })?;
         self.writer
             .write(&batch)
-            .map_err(JobError::parquet(&self.tmp_path))?;
+            .map_err(Error::parquet(&self.tmp_path))?;
         self.info.rows += rows as u64;
         self.info.tokens += tokens;
         self.info.truncated += truncated;
@@ -176,10 +187,11 @@ impl PartWriter {
 
     /// Finishes the file and makes it durable under its final name: footer, fsync, rename,
     /// fsync of the directory (without which the rename itself can be lost in a power cut).
-    pub(crate) fn commit(mut self) -> Result<PartInfo, JobError> {
+    pub(crate) fn commit(mut self) -> Result<PartInfo, Error> {
         for (key, value) in [
             (TOKENS_KEY, self.info.tokens),
             (TRUNCATED_KEY, self.info.truncated),
+            (FINITE_KEY, 1),
         ] {
             self.writer
                 .append_key_value_metadata(KeyValue::new(key.into(), value.to_string()));
@@ -187,11 +199,12 @@ impl PartWriter {
         let file = self
             .writer
             .into_inner()
-            .map_err(JobError::parquet(&self.tmp_path))?;
-        file.sync_all().map_err(JobError::io(&self.tmp_path))?;
+            .map_err(Error::parquet(&self.tmp_path))?;
+        file.sync_all()
+            .map_err(Error::io("write", &self.tmp_path))?;
         drop(file);
         std::fs::rename(&self.tmp_path, &self.final_path)
-            .map_err(JobError::io(&self.final_path))?;
+            .map_err(Error::io("rename into", &self.final_path))?;
         if let Some(dir) = self.final_path.parent() {
             sync_dir(dir)?;
         }
@@ -209,17 +222,26 @@ fn row_group_rows(dim: i32, part_rows: usize) -> usize {
 }
 
 /// Makes renames and creations inside `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), JobError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(JobError::io(dir))
+        .map_err(Error::io("sync", dir))
 }
 
-/// Reads a finished part's ids (without its vectors) and its recorded counts.
-pub(crate) fn read_ids(path: &Path) -> Result<(Vec<String>, PartInfo), JobError> {
-    let file = File::open(path).map_err(JobError::io(path))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(JobError::parquet(path))?;
+/// A finished part read back: its ids, its recorded counts and, when asked for, which rows
+/// hold a non-finite vector (which the job never writes, but an older version did).
+pub(crate) struct PartRows {
+    pub ids: Vec<String>,
+    pub info: PartInfo,
+    /// Row indexes whose vector has a NaN or an infinity.
+    pub non_finite: Vec<usize>,
+}
+
+/// Reads a finished part's ids and its recorded counts, and its vectors as `check` says
+/// (resume needs only the ids of the parts this version wrote, `verify` checks every value).
+pub(crate) fn read_ids(path: &Path, check: CheckVectors) -> Result<PartRows, Error> {
+    let file = File::open(path).map_err(Error::io("open", path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
     let count = |key: &str| -> u64 {
         builder
             .metadata()
@@ -239,29 +261,61 @@ pub(crate) fn read_ids(path: &Path) -> Result<(Vec<String>, PartInfo), JobError>
         truncated: count(TRUNCATED_KEY),
         ..PartInfo::default()
     };
-    // `id` is the first column (see `output_schema`); read only it.
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0]);
+    let check_vectors = check == CheckVectors::All || count(FINITE_KEY) != 1;
+    // `id` is the first column and `embedding` the last (see `output_schema`).
+    let last = builder.schema().fields().len().saturating_sub(1);
+    let roots = if check_vectors {
+        vec![0, last]
+    } else {
+        vec![0]
+    };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder
         .with_projection(mask)
         .build()
-        .map_err(JobError::parquet(path))?;
-    let mut ids = Vec::new();
+        .map_err(Error::parquet(path))?;
+    let malformed = |reason: &str| Error::Malformed {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    let (mut ids, mut non_finite) = (Vec::new(), Vec::new());
     for batch in reader {
-        let batch = batch.map_err(|source| JobError::Arrow {
+        let batch = batch.map_err(|source| Error::Arrow {
             path: path.to_path_buf(),
             source,
         })?;
         let column = batch.column(0).as_any().downcast_ref::<StringArray>();
         let Some(column) = column.filter(|_| batch.schema().field(0).name() == schema::ID) else {
-            return Err(JobError::Malformed {
-                path: path.to_path_buf(),
-                reason: "first column is not a string `id`".into(),
-            });
+            return Err(malformed("first column is not a string `id`"));
         };
+        if check_vectors {
+            let vectors = batch
+                .column(batch.num_columns() - 1)
+                .as_any()
+                .downcast_ref::<FixedSizeListArray>()
+                .ok_or_else(|| malformed("last column is not the `embedding` list"))?;
+            let values = vectors
+                .values()
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| malformed("`embedding` is not a list of float32"))?;
+            let dim = vectors.value_length().max(0) as usize;
+            for row in 0..vectors.len() {
+                let from = vectors.value_offset_at(row);
+                let vector = values.values().get(from..from + dim).unwrap_or_default();
+                if !vector.iter().all(|x| x.is_finite()) {
+                    non_finite.push(ids.len() + row);
+                }
+            }
+        }
         ids.extend(column.iter().map(|id| id.unwrap_or_default().to_string()));
     }
     info.rows = ids.len() as u64;
-    Ok((ids, info))
+    Ok(PartRows {
+        ids,
+        info,
+        non_finite,
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
-//! What a running job shows: an indicatif bar (input lines, ETA, records/s, tokens/s, machine
-//! samples, cost) on a terminal, and a log line every 30 seconds either way, so that a job
-//! whose stderr goes to a file or a cluster's log collector stays readable.
+//! What a running job shows: an indicatif bar (share of the input done, ETA, records/s,
+//! tokens/s, machine samples, cost) on a terminal, and a plain log line every 30 seconds either
+//! way, so that a job whose stderr goes to a file or a cluster's log collector stays readable.
+//!
+//! Progress is measured in bytes of input behind the last finished record, against the file's
+//! size: that needs no line count, so the input is read once, and it moves as each batch
+//! finishes (not when the reader, which runs ahead, reads a line).
 //!
 //! The job thread only stores counters (atomics, no locks on the hot path); a background thread
 //! samples the machine once a second, refreshes the bar's message and writes the log lines.
@@ -8,7 +12,6 @@
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -18,27 +21,28 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::cost::{remaining_seconds, CostEstimate};
-use super::input::count_lines;
 use super::sampler::{Sample, Sampler};
 
-const LOG_EVERY: Duration = Duration::from_secs(30);
 const RATE_WINDOW: usize = 10;
 
 /// Counters the job thread updates and the sampler thread reads.
 #[derive(Default)]
 struct Counters {
-    lines: AtomicU64,
+    /// Input bytes behind the last finished record.
+    bytes: AtomicU64,
     embedded: AtomicU64,
+    failed: AtomicU64,
     tokens: AtomicU64,
-    /// Lines in the input, once counted; 0 until then.
-    total_lines: AtomicU64,
 }
 
 /// Settings of the progress display.
-pub(crate) struct ProgressSettings<'a> {
-    pub input: &'a Path,
+pub(crate) struct ProgressSettings {
+    /// The input's size in bytes.
+    pub total_bytes: u64,
     /// Draw the bar (when stderr is a terminal).
     pub bar: bool,
+    /// How often to log a plain line.
+    pub log_every: Duration,
     /// The GPU to sample, when the model runs on one.
     pub gpu: Option<u32>,
     pub price_per_hour: Option<f64>,
@@ -50,6 +54,8 @@ pub(crate) struct ProgressSettings<'a> {
 pub(crate) struct Progress {
     bar: ProgressBar,
     counters: Arc<Counters>,
+    total_bytes: u64,
+    log_every: Duration,
     started: Instant,
     price_per_hour: Option<f64>,
     earlier_seconds: f64,
@@ -58,30 +64,21 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn start(settings: ProgressSettings<'_>) -> Self {
+    pub(crate) fn start(settings: ProgressSettings) -> Self {
         let bar = if settings.bar && std::io::stderr().is_terminal() {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            ProgressBar::with_draw_target(Some(settings.total_bytes), ProgressDrawTarget::stderr())
         } else {
             ProgressBar::hidden()
         };
-        bar.set_style(style("{spinner} {elapsed_precise} {pos} lines\n  {msg}"));
+        bar.set_style(style(
+            "{spinner} {elapsed_precise} [{bar:40}] {binary_bytes}/{binary_total_bytes}, ETA {eta}\n  {msg}",
+        ));
         let counters = Arc::new(Counters::default());
-        let input = settings.input.to_path_buf();
-        let (counter, line_bar) = (counters.clone(), bar.clone());
-        // Counting lines reads the whole input once, at disk speed; the bar has no length and
-        // the ETA no end until it is done, but the job does not wait for it.
-        std::thread::spawn(move || {
-            if let Ok(lines) = count_lines(&input) {
-                counter.total_lines.store(lines.max(1), Relaxed);
-                line_bar.set_length(lines);
-                line_bar.set_style(style(
-                    "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} lines, ETA {eta}\n  {msg}",
-                ));
-            }
-        });
         let mut progress = Self {
             bar,
             counters,
+            total_bytes: settings.total_bytes,
+            log_every: settings.log_every,
             started: Instant::now(),
             price_per_hour: settings.price_per_hour,
             earlier_seconds: settings.earlier_seconds,
@@ -98,13 +95,14 @@ impl Progress {
         progress
     }
 
-    /// Records the job's position: input lines consumed, records embedded and tokens seen in
-    /// this run.
-    pub(crate) fn update(&self, lines: u64, embedded: u64, tokens: u64) {
-        self.counters.lines.store(lines, Relaxed);
+    /// Records the job's position: input bytes behind the last finished record, and records
+    /// embedded, failed and tokens seen in this run.
+    pub(crate) fn update(&self, bytes: u64, embedded: u64, failed: u64, tokens: u64) {
+        self.counters.bytes.store(bytes, Relaxed);
         self.counters.embedded.store(embedded, Relaxed);
+        self.counters.failed.store(failed, Relaxed);
         self.counters.tokens.store(tokens, Relaxed);
-        self.bar.set_position(lines);
+        self.bar.set_position(bytes);
     }
 
     /// Seconds this run has taken.
@@ -130,6 +128,8 @@ impl Progress {
         View {
             bar: self.bar.clone(),
             counters: self.counters.clone(),
+            total_bytes: self.total_bytes,
+            log_every: self.log_every,
             started: self.started,
             price_per_hour: self.price_per_hour,
             earlier_seconds: self.earlier_seconds,
@@ -155,6 +155,8 @@ fn style(template: &str) -> ProgressStyle {
 struct View {
     bar: ProgressBar,
     counters: Arc<Counters>,
+    total_bytes: u64,
+    log_every: Duration,
     started: Instant,
     price_per_hour: Option<f64>,
     earlier_seconds: f64,
@@ -165,23 +167,27 @@ struct View {
 impl View {
     fn run(self, mut sampler: Sampler, stopped: mpsc::Receiver<()>) {
         let mut last_log = Instant::now();
+        let tick = self.log_every.min(Duration::from_secs(1));
         loop {
-            match stopped.recv_timeout(Duration::from_secs(1)) {
+            match stopped.recv_timeout(tick) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
             }
             let sample = sampler.sample();
             let line = self.line(&sample);
             self.bar.set_message(line.clone());
-            if last_log.elapsed() >= LOG_EVERY {
+            if last_log.elapsed() >= self.log_every {
                 last_log = Instant::now();
-                let lines = self.counters.lines.load(Relaxed);
-                let total = self.counters.total_lines.load(Relaxed);
+                let bytes = self.counters.bytes.load(Relaxed);
                 let embedded = self.counters.embedded.load(Relaxed);
+                let failed = self.counters.failed.load(Relaxed);
+                let percent = 100.0 * bytes as f64 / self.total_bytes.max(1) as f64;
                 let eta = self.remaining().map_or("?".into(), |s| format!("{s:.0}s"));
                 self.bar.suspend(|| {
                     tracing::info!(target: "rembed::job",
-                        "{lines}/{total} lines, {embedded} embedded, ETA {eta}, {line}")
+                        "{percent:.1}% of the input ({} of {} MiB), {embedded} embedded and \
+                         {failed} failed in this run, ETA {eta}, {line}",
+                        bytes >> 20, self.total_bytes >> 20)
                 });
             }
         }
@@ -217,10 +223,9 @@ impl View {
     }
 
     fn remaining(&self) -> Option<f64> {
-        let total = self.counters.total_lines.load(Relaxed);
         remaining_seconds(
-            self.counters.lines.load(Relaxed),
-            (total > 0).then_some(total),
+            self.counters.bytes.load(Relaxed),
+            Some(self.total_bytes),
             self.started.elapsed().as_secs_f64(),
         )
     }

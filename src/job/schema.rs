@@ -3,12 +3,11 @@
 //!
 //! Parquet needs one schema per file, and readers of a directory want one schema for all files
 //! (pyarrow and polars refuse or drop columns otherwise). JSONL has none, so the columns are
-//! inferred once from the first records of the input, independently of the shard so that every
-//! shard agrees, stored in the manifest and reused on resume. Nothing is lost when later records
+//! inferred once from the first records of the input (see [`super::sample`]), independently of
+//! the shard so that every shard agrees, stored in the manifest and reused on resume. Nothing is lost when later records
 //! do not fit: a field that is not a column, or whose value does not fit its column's type, goes
 //! into the `metadata_extra` column as JSON.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
@@ -17,8 +16,7 @@ use arrow_schema::{DataType, Field};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::error::JobError;
-use super::input::{JsonlReader, Line};
+use super::input::Record;
 
 /// Column names the job itself writes; input fields of these names go to `metadata_extra`.
 pub(crate) const ID: &str = "id";
@@ -53,28 +51,11 @@ pub struct MetaColumn {
     pub column_type: ColumnType,
 }
 
-/// Records read to infer the metadata columns: enough to meet the fields of a uniform corpus,
-/// few enough to cost nothing. Fields first seen later go to `metadata_extra`.
-const SAMPLE: usize = 1000;
-
 /// Infers metadata columns from the first records of the input.
-pub(crate) fn infer(
-    path: &Path,
-    id_field: &str,
-    text_field: &str,
-) -> Result<Vec<MetaColumn>, JobError> {
+pub(crate) fn infer<'a>(records: impl Iterator<Item = &'a Record>) -> Vec<MetaColumn> {
     // Per field, in order of first appearance: which JSON kinds were seen.
     let mut seen: Vec<(String, Kinds)> = Vec::new();
-    let mut reader = JsonlReader::open(path, id_field, text_field)?;
-    let mut records = 0;
-    while records < SAMPLE {
-        let Some(line) = reader.next_line()? else {
-            break;
-        };
-        let Line::Record(record) = line else {
-            continue;
-        };
-        records += 1;
+    for record in records {
         for (name, value) in &record.fields {
             if [ID, EXTRA, EMBEDDING].contains(&name.as_str()) {
                 continue;
@@ -89,13 +70,12 @@ pub(crate) fn infer(
             seen[index].1.add(value);
         }
     }
-    Ok(seen
-        .into_iter()
+    seen.into_iter()
         .map(|(name, kinds)| MetaColumn {
             name,
             column_type: kinds.column_type(),
         })
-        .collect())
+        .collect()
 }
 
 #[derive(Default)]

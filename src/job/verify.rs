@@ -9,11 +9,11 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::error::JobError;
+use super::error::Error;
 use super::hash::id_hash;
 use super::input::{JsonlReader, Line};
 use super::manifest::Manifest;
-use super::output::read_ids;
+use super::output::{read_ids, CheckVectors};
 use super::resume::list;
 use super::shard::Shard;
 
@@ -45,6 +45,12 @@ pub struct VerifyReport {
     pub missing: u64,
     /// Rows whose id is not an expected input id (the input changed, or another input).
     pub unexpected: u64,
+    /// Rows whose vector holds a NaN or an infinity (never written by this version of the
+    /// job; an older one did).
+    pub non_finite: u64,
+    /// Unique ids in the input, whatever their text: when there are some but none is expected,
+    /// no record had a text (a wrong text field) and the output is empty by mistake.
+    pub input_ids: u64,
     /// A few ids of each problem, for the message.
     pub examples: Vec<String>,
 }
@@ -60,6 +66,8 @@ impl VerifyReport {
             && self.failed == 0
             && self.missing == 0
             && self.unexpected == 0
+            && self.non_finite == 0
+            && !(self.expected == 0 && self.input_ids > 0)
     }
 
     fn example(&mut self, what: &str, id: &str) {
@@ -71,15 +79,20 @@ impl VerifyReport {
 
 /// Checks the output directory `output` against its input: `input` or, when `None`, the path
 /// recorded in the manifests.
-pub fn verify(output: &Path, input: Option<&Path>) -> Result<VerifyReport, JobError> {
+pub fn verify(output: &Path, input: Option<&Path>) -> Result<VerifyReport, Error> {
     let listing = list(output)?;
     let manifests = listing
         .manifests
         .iter()
         .map(|(shard, path)| Ok((*shard, Manifest::read(path)?)))
-        .collect::<Result<Vec<_>, JobError>>()?;
+        .collect::<Result<Vec<_>, Error>>()?;
     let Some((_, first)) = manifests.first() else {
-        return Err(JobError::MissingManifest {
+        if listing.parts.is_empty() {
+            return Err(Error::NoOutput {
+                output: output.to_path_buf(),
+            });
+        }
+        return Err(Error::MissingManifest {
             output: output.to_path_buf(),
             manifest: "_manifest*.json".into(),
         });
@@ -122,9 +135,14 @@ pub fn verify(output: &Path, input: Option<&Path>) -> Result<VerifyReport, JobEr
     // Every row's id, once; where a second copy turns up it is a duplicate.
     let mut present = HashSet::new();
     for (shard, _, path) in &listing.parts {
-        let (ids, _) = read_ids(path)?;
-        report.rows += ids.len() as u64;
-        for id in ids {
+        let part = read_ids(path, CheckVectors::All)?;
+        report.rows += part.ids.len() as u64;
+        report.non_finite += part.non_finite.len() as u64;
+        for &row in &part.non_finite {
+            let id = part.ids.get(row).cloned().unwrap_or_default();
+            report.example("non-finite vector", &id);
+        }
+        for id in part.ids {
             let hash = id_hash(&id);
             if Shard::of_hash(hash, shard.count()) != shard.index() {
                 report.wrong_shard += 1;
@@ -140,7 +158,7 @@ pub fn verify(output: &Path, input: Option<&Path>) -> Result<VerifyReport, JobEr
         .iter()
         .flat_map(|(_, m)| &m.failures)
         .filter(|f| !f.malformed)
-        .filter_map(|f| f.id.as_deref().map(id_hash))
+        .filter_map(|f| f.id.as_ref().map(|id| id_hash(id.as_str())))
         .collect();
 
     let input: PathBuf = input.map_or_else(|| first.input.path.clone(), Path::to_path_buf);
@@ -150,10 +168,11 @@ pub fn verify(output: &Path, input: Option<&Path>) -> Result<VerifyReport, JobEr
         let Line::Record(record) = line else {
             continue;
         };
-        let hash = id_hash(&record.id);
+        let hash = id_hash(record.id.as_str());
         if !seen.insert(hash) {
             continue;
         }
+        report.input_ids += 1;
         // Same order as the job: an id already in the output counts whatever its text now.
         if present.remove(&hash) {
             report.expected += 1;
@@ -165,7 +184,7 @@ pub fn verify(output: &Path, input: Option<&Path>) -> Result<VerifyReport, JobEr
         } else {
             report.expected += 1;
             report.missing += 1;
-            report.example("missing", &record.id);
+            report.example("missing", record.id.as_str());
         }
     }
     report.unexpected = present.len() as u64;
@@ -194,6 +213,7 @@ impl fmt::Display for VerifyReport {
             ("failed (listed in manifests)", self.failed),
             ("missing", self.missing),
             ("unexpected (not in the input)", self.unexpected),
+            ("non-finite vectors (NaN or infinity)", self.non_finite),
         ] {
             if n > 0 {
                 writeln!(f, "  {label}: {n}")?;
@@ -201,6 +221,13 @@ impl fmt::Display for VerifyReport {
         }
         for example in &self.examples {
             writeln!(f, "  e.g. {example}")?;
+        }
+        if self.expected == 0 && self.input_ids > 0 {
+            writeln!(
+                f,
+                "  nothing to expect: none of the {} input ids has a text (wrong text field?)",
+                self.input_ids
+            )?;
         }
         if self.ok() {
             write!(f, "  OK: complete and duplicate-free")

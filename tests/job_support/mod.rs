@@ -163,8 +163,11 @@ pub fn read_output(dir: &Path) -> BTreeMap<String, Row> {
             let column = |name: &str| batch.column_by_name(name).unwrap().clone();
             let ids = column("id");
             let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
-            let ns = column("n");
-            let ns = ns.as_any().downcast_ref::<Int64Array>().unwrap();
+            // `n` is the generated corpus's; other corpora have none.
+            let ns = batch.column_by_name("n").cloned();
+            let ns = ns
+                .as_ref()
+                .and_then(|n| n.as_any().downcast_ref::<Int64Array>());
             let vectors = column("embedding");
             let vectors = vectors
                 .as_any()
@@ -174,7 +177,7 @@ pub fn read_output(dir: &Path) -> BTreeMap<String, Row> {
                 let vector = vectors.value(i);
                 let vector = vector.as_any().downcast_ref::<Float32Array>().unwrap();
                 let row = Row {
-                    n: (!ns.is_null(i)).then(|| ns.value(i)),
+                    n: ns.and_then(|ns| (!ns.is_null(i)).then(|| ns.value(i))),
                     vector: vector.values().to_vec(),
                 };
                 let id = ids.value(i).to_string();
@@ -223,4 +226,77 @@ pub fn assert_expected_ids(rows: &BTreeMap<String, Row>, expected: &Expected) {
             assert_eq!(got, *n, "{id}: metadata of another occurrence");
         }
     }
+}
+
+/// A model directory loaded on the CPU.
+pub fn load_dir(dir: &Path) -> Embedder {
+    Embedder::load(
+        &dir.to_string_lossy(),
+        Options::default().with_device(Device::Cpu),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
+/// Copies the fixture `name` into `to` (created), as a model directory of its own.
+pub fn copy_model(name: &str, to: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+    copy(Path::new(&fixture(name)), to);
+    to.to_path_buf()
+}
+
+/// Rewrites the f32 tensors of `dir/model.safetensors` in place: `edit(name, shape, values)`.
+pub fn rewrite_weights(dir: &Path, mut edit: impl FnMut(&str, &[usize], &mut [f32])) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut edited: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in tensors.tensors() {
+        let mut data = view.data().to_vec();
+        if view.dtype() == Dtype::F32 {
+            let mut values: Vec<f32> = data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            edit(&name, view.shape(), &mut values);
+            data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        }
+        edited.push((name, view.dtype(), view.shape().to_vec(), data));
+    }
+    let views: Vec<(String, TensorView<'_>)> = edited
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            (
+                name.clone(),
+                TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// The id of `token` in the model directory's WordPiece vocabulary.
+pub fn token_id(dir: &Path, token: &str) -> usize {
+    let tokenizer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
+    tokenizer["model"]["vocab"][token]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no token {token}")) as usize
+}
+
+/// Writes `records` (JSON values) as JSONL.
+pub fn write_jsonl(path: &Path, records: &[serde_json::Value]) {
+    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).unwrap();
 }
