@@ -18,9 +18,10 @@ use job_support::{fixture, load, read_output, write_jsonl};
 use rembed::job::{self, Manifest, Shard};
 use serde_json::json;
 
-/// This tree's `embed_corpus`, built (or found fresh) by cargo into the target directory of this
-/// test. Not `target/<profile>/examples/embed_corpus`: in a target directory shared between
-/// checkouts that name holds whichever checkout built last; cargo reports this one's own.
+/// This checkout's `embed_corpus`, built (or found fresh) by cargo into the target directory of
+/// this test, then copied away at once: in a target directory shared between checkouts,
+/// `target/<profile>/examples/embed_corpus` holds whichever checkout built last, so a binary
+/// merely found there may be another tree's.
 fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
@@ -58,6 +59,14 @@ fn binary() -> &'static Path {
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "embed_corpus")
             .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .map(|built| {
+                let dir =
+                    std::env::temp_dir().join(format!("rembed-job-cli-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).unwrap();
+                let copy = dir.join("embed_corpus");
+                std::fs::copy(&built, &copy).unwrap();
+                copy
+            })
             .expect("cargo reported no embed_corpus executable")
     })
 }
