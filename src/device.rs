@@ -67,6 +67,18 @@ pub(crate) fn attention_block_elements(device: &candle_core::Device) -> usize {
     }
 }
 
+/// Memory a forward pass on this device may use, in bytes, when it must be checked before the
+/// pass runs: on the CPU, what the system has available now (an allocation failure there aborts
+/// the process); `None` on CUDA, which reports out-of-memory as an error that halving handles,
+/// and where the system's figure is unknown.
+pub(crate) fn memory_to_check(device: &candle_core::Device) -> Option<u64> {
+    if device.is_cpu() {
+        crate::memory::available_bytes()
+    } else {
+        None
+    }
+}
+
 /// The user's name for a device a model was loaded on.
 pub(crate) fn describe(device: &candle_core::Device) -> Device {
     match device.location() {

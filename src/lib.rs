@@ -66,6 +66,7 @@ pub mod job;
 mod layers;
 mod loader;
 mod long_text;
+mod memory;
 mod models;
 mod oom;
 mod options;
