@@ -3,7 +3,9 @@
 //! estimate is the protection (a batch that would not fit fails as out-of-memory, is halved, and
 //! a single input that still does not fit gets [`Error::OutOfMemory`](crate::Error) naming it).
 
-use crate::layers::attention::{largest_attention_tensor, Blocks};
+#[cfg(test)]
+use crate::layers::attention::largest_attention_tensor;
+use crate::layers::attention::Blocks;
 use crate::models::shape::Shape;
 
 /// The memory a forward pass over `rows` inputs padded to `seq_len` tokens holds at its peak,
@@ -35,6 +37,7 @@ pub(crate) fn forward_bytes(
 
 /// The largest single tensor, in elements, of a forward pass over `rows` inputs of `seq_len`
 /// tokens: what must stay below 2^31 for candle's 32-bit-indexed CUDA kernels.
+#[cfg(test)]
 pub(crate) fn largest_tensor(
     shape: &Shape,
     rows: usize,

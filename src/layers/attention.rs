@@ -212,6 +212,7 @@ pub(crate) fn merge_heads(x: &Tensor) -> candle_core::Result<Tensor> {
 /// The largest tensor, in elements, that attention materializes for a `(B, Hq, L, D)` query
 /// on a device whose block budget is `max_elements`: a block's scores, or the output and the
 /// per-layer copies of q/k/v, whichever is larger.
+#[cfg(test)]
 pub(crate) fn largest_attention_tensor(
     batch: usize,
     heads: usize,
