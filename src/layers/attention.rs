@@ -166,22 +166,24 @@ fn blocked_attention(
             // they are left out rather than computed and masked.
             let keys = if mask.causal { q0 + nq } else { l };
             let (k_blk, v_blk) = (k_rows.narrow(2, 0, keys)?, v_rows.narrow(2, 0, keys)?);
-            // (nb, Hkv, G, nq, D) -> (nb, Hkv, G·nq, D): one matmul per key/value head.
-            let q_blk =
-                q_rows
-                    .narrow(3, q0, nq)?
-                    .contiguous()?
-                    .reshape((nb, kv_heads, groups * nq, d))?;
-            let bias = mask
-                .block_bias(b0..b0 + nb, q0, nq, keys, q.dtype())?
-                .unsqueeze(1)?; // (nb, 1, 1, nq or 1, keys)
-                                // Each step replaces the previous one (an assignment drops the old tensor), so at
-                                // most two block-sized score tensors exist at once.
-            let mut scores = q_blk.matmul(&k_blk.t()?)?; // (nb, Hkv, G·nq, keys)
-            scores = (scores * scale)?;
-            scores = scores
-                .reshape((nb, kv_heads, groups, nq, keys))?
-                .broadcast_add(&bias)?;
+            // (nb, Hkv, G, nq, D) -> (nb, Hkv, G·nq, D): one matmul per key/value head. The
+            // scale goes on the queries: D values per query row instead of `keys`.
+            let q_blk = q_rows.narrow(3, q0, nq)?.contiguous()?;
+            let q_blk = (q_blk.reshape((nb, kv_heads, groups * nq, d))? * scale)?;
+            // Each step replaces the previous one (an assignment drops the old tensor), so at
+            // most two block-sized score tensors exist at once.
+            // Scores (nb, Hkv, G·nq, keys).
+            let mut scores = q_blk.matmul(&k_blk.t()?)?;
+            // A block whose keys are all real and, when causal, that has one query sees every
+            // key: no bias to build or add (bidirectional batches of equal lengths).
+            let padded = mask.lengths[b0..b0 + nb].iter().any(|&len| len < keys);
+            if padded || (mask.causal && nq > 1) {
+                // (nb, 1, 1, nq or 1, keys)
+                let bias = mask.block_bias(b0..b0 + nb, q0, nq, keys, q.dtype())?;
+                scores = scores
+                    .reshape((nb, kv_heads, groups, nq, keys))?
+                    .broadcast_add(&bias.unsqueeze(1)?)?;
+            }
             // Softmax in f32: bf16 sums over thousands of keys lose the small weights.
             scores = scores.to_dtype(DType::F32)?;
             scores = candle_nn::ops::softmax_last_dim(&scores)?;
