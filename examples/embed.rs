@@ -8,6 +8,11 @@
 //! stdout when omitted) writes one JSON array per line; any other name needs `--format`. The
 //! output is checked before the model loads and replaced only once every vector is written and
 //! finite: a failed run leaves an earlier file as it was. A one-line summary goes to stderr.
+//!
+//! Texts longer than the model reads are truncated unless `--long` is given: `--long mean`
+//! splits them into chunks that fit and writes each text's mean vector; `--long chunks` (JSONL
+//! only) writes one line per chunk, `{"line": 1, "start": 0, "end": 812, "vector": [...]}`,
+//! with the chunk's byte range in its line.
 
 #[path = "common/output.rs"]
 mod output;
@@ -21,7 +26,7 @@ use clap::Parser;
 use ndarray::Array2;
 use ndarray_npy::WriteNpyExt;
 use output::{non_finite_rows, Format, Output};
-use rembed::{Embedder, Options, Precision, Request};
+use rembed::{Embedder, Embeddings, LongText, Options, Precision, Request};
 
 #[derive(Parser)]
 #[command(about = "Embed one text per line with a rembed model")]
@@ -56,6 +61,19 @@ struct Args {
     /// Truncate inputs to this many tokens.
     #[arg(long)]
     max_length: Option<usize>,
+    /// Split texts longer than the max length into chunks instead of truncating them: `mean`
+    /// writes each text's mean chunk vector, `chunks` one JSONL line per chunk.
+    #[arg(long, value_enum)]
+    long: Option<Long>,
+    /// Tokens shared by consecutive chunks, with `--long`.
+    #[arg(long, default_value_t = 0)]
+    overlap_tokens: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Long {
+    Mean,
+    Chunks,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,6 +96,11 @@ fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    if args.long == Some(Long::Chunks)
+        && output.as_ref().is_some_and(|o| o.format() != Format::Jsonl)
+    {
+        bail!("--long chunks writes JSONL (one line per chunk); NumPy cannot hold the ranges");
+    }
 
     let mut options = Options::default()
         .with_devices(rembed::parse_devices(&args.device)?)
@@ -116,7 +139,13 @@ fn main() -> anyhow::Result<()> {
     } else {
         Request::documents()
     };
-    let result = embedder.embed_with(&texts, &request.keep_going(true))?;
+    let mut request = request.keep_going(true);
+    if args.long.is_some() {
+        request = request.with_long_text(LongText::Chunks {
+            overlap_tokens: args.overlap_tokens,
+        });
+    }
+    let result = embedder.embed_with(&texts, &request)?;
     let seconds = start.elapsed().as_secs_f64();
 
     // Failed inputs (not finite, out of memory) have zero rows: nothing is written rather than
@@ -149,7 +178,11 @@ fn main() -> anyhow::Result<()> {
             if non_finite.len() > 20 { ", ..." } else { "" },
         );
     }
-    write_output(&result.dense, output)?;
+    if args.long == Some(Long::Chunks) {
+        write_chunks(&result, output)?;
+    } else {
+        write_output(&result.dense, output)?;
+    }
     eprintln!(
         "model={} device={:?} dtype={} texts={} tokens={} truncated={} seconds={:.3} tokens/s={:.0}",
         embedder.spec().name,
@@ -187,6 +220,34 @@ fn write_output(embeddings: &Array2<f32>, output: Option<Output>) -> anyhow::Res
         },
         None => write_jsonl(embeddings, &mut BufWriter::new(std::io::stdout().lock()))
             .context("writing stdout"),
+    }
+}
+
+/// `--long chunks`: one JSONL line per chunk, in input order.
+fn write_chunks(result: &Embeddings, output: Option<Output>) -> anyhow::Result<()> {
+    let chunks = result
+        .chunks
+        .as_ref()
+        .context("the embedder returned no chunks for --long chunks")?;
+    let write = |out: &mut dyn Write| -> anyhow::Result<()> {
+        for (index, text) in chunks.iter().enumerate() {
+            for (range, vector) in text.ranges.iter().zip(text.vectors.rows()) {
+                let line = serde_json::json!({
+                    "line": index + 1,
+                    "start": range.start,
+                    "end": range.end,
+                    "vector": vector.to_vec(),
+                });
+                serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    };
+    match output {
+        Some(output) => output.commit(|out| write(out)),
+        None => write(&mut BufWriter::new(std::io::stdout().lock())).context("writing stdout"),
     }
 }
 

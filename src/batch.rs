@@ -6,8 +6,11 @@ use crate::models::encoder::ModelInput;
 use crate::tokenize::Tokens;
 
 /// Groups input indices into batches: longest first, each batch's padded size
-/// (`rows × longest row`) within `max_batch_tokens`. An input longer than the budget gets a
-/// batch of its own. Sorting keeps padding, and so wasted compute, small.
+/// (`rows × longest row`) within `max_batch_tokens`, and its attention (`rows × longest²`,
+/// which grows faster than the tokens) within what `max_batch_tokens` tokens of
+/// [`ATTENTION_SPAN`]-token inputs would do. Inputs up to that span batch as before; several
+/// longer ones are split before they run. An input over either budget gets a batch of its own.
+/// Sorting keeps padding, and so wasted compute, small.
 pub(crate) fn plan_batches(lengths: &[usize], max_batch_tokens: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
@@ -18,7 +21,11 @@ pub(crate) fn plan_batches(lengths: &[usize], max_batch_tokens: usize) -> Vec<Ve
             .first()
             .map_or(lengths[i], |&first| lengths[first])
             .max(1);
-        if !current.is_empty() && (current.len() + 1) * longest > max_batch_tokens {
+        let rows = current.len() + 1;
+        let over_tokens = rows * longest > max_batch_tokens;
+        let over_attention = (rows * longest) as u128 * longest as u128
+            > max_batch_tokens as u128 * ATTENTION_SPAN as u128;
+        if !current.is_empty() && (over_tokens || over_attention) {
             batches.push(std::mem::take(&mut current));
         }
         current.push(i);
@@ -28,6 +35,11 @@ pub(crate) fn plan_batches(lengths: &[usize], max_batch_tokens: usize) -> Vec<Ve
     }
     batches
 }
+
+/// Input length up to which a batch is bounded by its tokens alone; past it, by its attention
+/// (`rows × L²`), so that the attention work, and with it a batch's time and its memory on
+/// devices without blocked attention, stays what it is at this length.
+pub(crate) const ATTENTION_SPAN: usize = 2_048;
 
 /// The right-padded `(B, L)` id tensor of the given inputs.
 pub(crate) fn pad(
@@ -67,6 +79,21 @@ mod tests {
         assert_eq!(batches[0], vec![6]);
         assert_eq!(batches[1], vec![1]);
         assert_eq!(batches[2], vec![4, 2]);
+    }
+
+    #[test]
+    fn several_long_inputs_are_split_by_their_attention() {
+        // 16,384 tokens allow three 5,000-token inputs, but not their attention.
+        let lengths = [5_000, 5_000, 5_000, 1_000, 1_000, 1_000];
+        let batches = plan_batches(&lengths, 16_384);
+        for b in &batches {
+            let longest = b.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(b.len() == 1 || b.len() * longest * longest <= 16_384 * ATTENTION_SPAN);
+        }
+        assert_eq!(batches[..3], [vec![0], vec![1], vec![2]]);
+        assert_eq!(batches[3], vec![3, 4, 5]);
+        // Up to the span, tokens alone decide: 8 x 2,048 fit in 16,384.
+        assert_eq!(plan_batches(&[2_048; 8], 16_384).len(), 1);
     }
 
     #[test]

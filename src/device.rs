@@ -55,6 +55,30 @@ pub(crate) fn default_max_batch_tokens(device: &candle_core::Device) -> usize {
     }
 }
 
+/// Most attention scores one block may hold (see `layers::attention`): 2^22 on the CPU (16 MiB
+/// in f32; blocks that size run as fast as whole matrices and keep a 32,768-token input's
+/// attention in tens of MiB) and 2^28 on CUDA (1 GiB in f32, large matmuls for the GPU, and far
+/// below the 2^31 elements past which candle's 32-bit-indexed kernels go out of bounds).
+pub(crate) fn attention_block_elements(device: &candle_core::Device) -> usize {
+    if device.is_cuda() {
+        1 << 28
+    } else {
+        1 << 22
+    }
+}
+
+/// Memory a forward pass on this device may use, in bytes, when it must be checked before the
+/// pass runs: on the CPU, what the system has available now (an allocation failure there aborts
+/// the process); `None` on CUDA, which reports out-of-memory as an error that halving handles,
+/// and where the system's figure is unknown.
+pub(crate) fn memory_to_check(device: &candle_core::Device) -> Option<u64> {
+    if device.is_cpu() {
+        crate::host_memory::available_bytes()
+    } else {
+        None
+    }
+}
+
 /// The user's name for a device a model was loaded on.
 pub(crate) fn describe(device: &candle_core::Device) -> Device {
     match device.location() {

@@ -217,6 +217,8 @@ impl Embedder {
             colbert: request.colbert,
             keep_going: request.keep_going,
             simulated_oom: self.simulated_oom.as_ref(),
+            shape: self.shape,
+            dtype_bytes: self.dtype.size_in_bytes(),
         };
         match (request.long_text, texts) {
             (LongText::Truncate, _) => {

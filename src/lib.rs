@@ -60,6 +60,7 @@ mod flops;
 pub mod gpu_memory;
 mod halving;
 mod hash;
+mod host_memory;
 mod inputs;
 #[cfg(feature = "job")]
 #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
@@ -67,6 +68,7 @@ pub mod job;
 mod layers;
 mod loader;
 mod long_text;
+mod memory;
 mod models;
 mod oom;
 mod options;

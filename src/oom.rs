@@ -16,6 +16,7 @@ pub(crate) fn is_oom(error: &candle_core::Error) -> bool {
     if let candle_core::Error::WrappedContext { wrapped, .. } = leaf {
         if wrapped.downcast_ref::<Simulated>().is_some()
             || wrapped.downcast_ref::<Scarce>().is_some()
+            || wrapped.downcast_ref::<Estimated>().is_some()
         {
             return true;
         }
@@ -68,6 +69,32 @@ fn innermost(mut error: &candle_core::Error) -> &candle_core::Error {
         }
     }
 }
+
+/// The error of a forward pass refused before it ran because it would need more memory than
+/// the CPU has available (`needed` and `available` in bytes): on the CPU an allocation failure
+/// aborts the process, so a pass that cannot fit is never started. Counts as out-of-memory.
+pub(crate) fn estimated_oom(needed: u64, available: u64) -> candle_core::Error {
+    candle_core::Error::WrappedContext {
+        wrapped: Box::new(Estimated),
+        context: format!(
+            "needs about {} MiB, {} MiB available",
+            needed >> 20,
+            available >> 20
+        ),
+    }
+}
+
+/// The error an estimated out-of-memory carries.
+#[derive(Debug)]
+struct Estimated;
+
+impl fmt::Display for Estimated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("out of memory (estimated before running)")
+    }
+}
+
+impl std::error::Error for Estimated {}
 
 /// Decides which forward passes fail as if the device were out of memory: given a batch's input
 /// indices (positions in the caller's slice) and its padded token count, true fails it.
@@ -184,5 +211,12 @@ mod tests {
         let err = rule.check(&[0, 1, 2], 30).unwrap_err();
         assert!(is_oom(&err));
         assert!(err.to_string().contains("30 padded tokens"), "{err}");
+    }
+
+    #[test]
+    fn an_estimated_failure_counts_and_says_how_much() {
+        let err = estimated_oom(3 << 30, 1 << 30);
+        assert!(is_oom(&err));
+        assert!(err.to_string().contains("3072 MiB"), "{err}");
     }
 }

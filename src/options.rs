@@ -166,15 +166,18 @@ impl Options {
 
     /// Padded tokens per forward pass. Default: the device's (16,384 on CUDA, 2,048 on the CPU;
     /// see [`Embedder::max_batch_tokens`](crate::Embedder::max_batch_tokens)). Memory grows
-    /// linearly (attention: quadratically in the longest input); a batch that still runs out of
-    /// device memory is halved automatically.
+    /// linearly (attention is computed in blocks of bounded size); inputs over 2,048 tokens are
+    /// batched by their attention too (rows × length² at most this budget × 2,048), so several
+    /// long inputs are split. A batch that still runs out of device memory
+    /// is halved automatically; on the CPU, where an allocation failure would abort, a batch
+    /// estimated not to fit the available memory is halved before it runs.
     pub fn with_max_batch_tokens(mut self, tokens: usize) -> Self {
         self.max_batch_tokens = Some(tokens);
         self
     }
 
     /// Inputs longer than this many tokens (special tokens included) are truncated. Default: the
-    /// model's own limit. Time and memory grow with it, attention quadratically.
+    /// model's own limit. Memory grows with it linearly, attention time quadratically.
     pub fn with_max_length(mut self, tokens: usize) -> Self {
         self.max_length = Some(tokens);
         self

@@ -7,12 +7,14 @@ use ndarray::{Array2, ArrayView1};
 
 use crate::batch::{pad, plan_batches};
 use crate::cuda_memory;
-use crate::device::release_after_oom;
+use crate::device::{attention_block_elements, memory_to_check, release_after_oom};
 use crate::error::{Error, Result};
 use crate::halving::{Failure, FailureKind, Outcome};
+use crate::memory::forward_bytes;
 use crate::models::encoder::ModelInput;
 use crate::models::heads::SparseEmbedding;
-use crate::oom::{is_oom, under_pressure, SimulatedOom};
+use crate::models::shape::Shape;
+use crate::oom::{estimated_oom, is_oom, under_pressure, SimulatedOom};
 use crate::output::Embeddings;
 use crate::pooling::{Pooling, PostProcess};
 use crate::replicas::{run_spread, Replica};
@@ -28,6 +30,9 @@ pub(crate) struct Plan<'a> {
     pub colbert: bool,
     pub keep_going: bool,
     pub simulated_oom: Option<&'a SimulatedOom>,
+    /// The network's sizes and the bytes of its compute dtype, for the memory estimate.
+    pub shape: Shape,
+    pub dtype_bytes: usize,
 }
 
 /// One input's outputs.
@@ -103,8 +108,38 @@ fn forward_batch(
     if let Some(simulated) = plan.simulated_oom {
         simulated.check(rows, input.input_ids.elem_count())?;
     }
+    let device = &replica.device;
+    check_memory(
+        &plan.shape,
+        plan.dtype_bytes,
+        rows.len(),
+        input.input_ids.dim(1)?,
+        attention_block_elements(device),
+        memory_to_check(device),
+    )?;
     let hidden = replica.network.forward(&input)?;
     outputs(plan, replica, &hidden, &input)
+}
+
+/// Refuses, as out-of-memory, a batch whose estimated peak exceeds the memory the device may
+/// use (see [`memory_to_check`]): halving then splits it, and an input too large alone fails
+/// with its index instead of aborting the process.
+fn check_memory(
+    shape: &Shape,
+    dtype_bytes: usize,
+    rows: usize,
+    seq_len: usize,
+    block_elements: usize,
+    available: Option<u64>,
+) -> candle_core::Result<()> {
+    let Some(available) = available else {
+        return Ok(());
+    };
+    let needed = forward_bytes(shape, rows, seq_len, dtype_bytes, block_elements);
+    if needed > available {
+        return Err(estimated_oom(needed, available));
+    }
+    Ok(())
 }
 
 fn outputs(
@@ -215,6 +250,29 @@ mod tests {
             sparse: None,
             colbert: None,
         }
+    }
+
+    #[test]
+    fn a_batch_over_the_available_memory_is_refused_as_out_of_memory() {
+        // Qwen3-8B's shape in f32 at 32,768 tokens with 1 GiB available: refused, and halving
+        // (tested in `halving`) turns a refused single input into `Error::OutOfMemory`.
+        let shape = Shape {
+            hidden: 4096,
+            layers: 36,
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            intermediate: 12288,
+            vocab: 151_665,
+            max_positions: None,
+            position_capacity: None,
+        };
+        let err = check_memory(&shape, 4, 1, 32_768, 1 << 22, Some(1 << 30)).unwrap_err();
+        assert!(is_oom(&err), "{err}");
+        assert!(err.to_string().contains("1024 MiB available"), "{err}");
+        assert!(check_memory(&shape, 4, 1, 32_768, 1 << 22, Some(1 << 40)).is_ok());
+        assert!(check_memory(&shape, 4, 1, 32_768, 1 << 22, None).is_ok());
+        assert!(check_memory(&shape, 4, 1, 512, 1 << 22, Some(1 << 30)).is_ok());
     }
 
     #[test]

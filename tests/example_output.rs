@@ -375,3 +375,57 @@ fn chunk_messages_fails_on_an_empty_export_and_keeps_the_earlier_file() {
         .arg(dir.path().join("chunks.txt")));
     assert!(!ok && stderr.contains("--format"), "{stderr}");
 }
+
+#[test]
+fn embed_long_chunks_writes_each_chunk_with_its_byte_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert-mean");
+    let long = "the quick brown fox jumps over the lazy dog. ".repeat(12);
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, format!("{}\nshort text\n", long.trim_end())).unwrap();
+    let embed = |long: &str, output: &Path| {
+        run(Command::new(example("embed"))
+            .arg("--model")
+            .arg(&model)
+            .args(["--device", "cpu", "--max-length", "16", "--long", long])
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(output))
+    };
+
+    let chunks = dir.path().join("c.jsonl");
+    let (ok, stderr) = embed("chunks", &chunks);
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&chunks)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first: Vec<_> = lines.iter().filter(|l| l["line"] == 1).collect();
+    assert!(
+        first.len() > 2,
+        "a long line is several chunks: {}",
+        lines.len()
+    );
+    let text = long.trim_end();
+    for chunk in &first {
+        let (start, end) = (
+            chunk["start"].as_u64().unwrap() as usize,
+            chunk["end"].as_u64().unwrap() as usize,
+        );
+        assert!(start < end && end <= text.len(), "{chunk}");
+        assert!(!chunk["vector"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(first.last().unwrap()["end"], text.len());
+    assert_eq!(lines.iter().filter(|l| l["line"] == 2).count(), 1);
+
+    // `mean`: one row per text; NumPy is refused for per-chunk output before any work.
+    let mean = dir.path().join("m.npy");
+    let (ok, stderr) = embed("mean", &mean);
+    assert!(ok, "{stderr}");
+    let vectors: ndarray::Array2<f32> = ndarray_npy::read_npy(&mean).unwrap();
+    assert_eq!(vectors.nrows(), 2);
+    let (ok, stderr) = embed("chunks", &dir.path().join("c.npy"));
+    assert!(!ok && stderr.contains("JSONL"), "{stderr}");
+}

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::encoder::{Encoder, ModelInput};
 use super::shape::Shape;
-use crate::layers::attention::{attention_bias, merge_heads, scaled_dot_product, split_heads};
+use crate::layers::attention::{merge_heads, scaled_dot_product, split_heads, AttentionMask};
 use crate::layers::norm::layer_norm;
 
 /// The fields of `config.json` that the forward pass needs.
@@ -154,11 +154,11 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, mask: &AttentionMask) -> candle_core::Result<Tensor> {
         let q = split_heads(&self.query.forward(x)?, self.heads)?; // (B, L, H*D) -> (B, H, L, D)
         let k = split_heads(&self.key.forward(x)?, self.heads)?;
         let v = split_heads(&self.value.forward(x)?, self.heads)?;
-        let context = merge_heads(&scaled_dot_product(&q, &k, &v, bias, self.scale)?)?;
+        let context = merge_heads(&scaled_dot_product(&q, &k, &v, mask, self.scale)?)?;
         self.norm.forward(&(self.output.forward(&context)? + x)?)
     }
 }
@@ -194,8 +194,8 @@ impl Layer {
         })
     }
 
-    fn forward(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
-        let x = self.attention.forward(x, bias)?;
+    fn forward(&self, x: &Tensor, mask: &AttentionMask) -> candle_core::Result<Tensor> {
+        let x = self.attention.forward(x, mask)?;
         let h = self.activation.forward(&self.intermediate.forward(&x)?)?;
         self.norm.forward(&(self.output.forward(&h)? + x)?)
     }
@@ -242,15 +242,9 @@ impl Model {
 impl Encoder for Model {
     fn forward(&self, input: &ModelInput) -> candle_core::Result<Tensor> {
         let mut x = self.embeddings.forward(&input.input_ids)?;
-        let bias = attention_bias(
-            &input.lengths,
-            input.input_ids.dim(1)?,
-            false,
-            x.dtype(),
-            x.device(),
-        )?;
+        let mask = AttentionMask::new(&input.lengths, false, x.device())?;
         for layer in &self.layers {
-            x = layer.forward(&x, &bias)?;
+            x = layer.forward(&x, &mask)?;
         }
         Ok(x)
     }

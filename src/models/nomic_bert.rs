@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::encoder::{Encoder, ModelInput};
 use super::shape::Shape;
 use crate::layers::activation::swiglu;
-use crate::layers::attention::{attention_bias, merge_heads, scaled_dot_product};
+use crate::layers::attention::{merge_heads, scaled_dot_product, AttentionMask};
 use crate::layers::norm::layer_norm;
 use crate::layers::rotary::{DynamicNtk, Rotary, RotaryTables};
 
@@ -196,7 +196,7 @@ impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        bias: &Tensor,
+        mask: &AttentionMask,
         rotary: &RotaryTables,
     ) -> candle_core::Result<Tensor> {
         let (b, l, _) = x.dims3()?;
@@ -209,7 +209,7 @@ impl Attention {
         let q = rotary.apply(&qkv.get(0)?)?;
         let k = rotary.apply(&qkv.get(1)?)?;
         let v = qkv.get(2)?;
-        let context = scaled_dot_product(&q, &k, &v, bias, self.scale)?; // (B, H, L, D)
+        let context = scaled_dot_product(&q, &k, &v, mask, self.scale)?; // (B, H, L, D)
         self.out_proj.forward(&merge_heads(&context)?)
     }
 }
@@ -259,12 +259,12 @@ impl Layer {
     fn forward(
         &self,
         x: &Tensor,
-        bias: &Tensor,
+        mask: &AttentionMask,
         rotary: &RotaryTables,
     ) -> candle_core::Result<Tensor> {
         let x = self
             .norm1
-            .forward(&(self.attn.forward(x, bias, rotary)? + x)?)?;
+            .forward(&(self.attn.forward(x, mask, rotary)? + x)?)?;
         self.norm2.forward(&(self.mlp.forward(&x)? + &x)?)
     }
 }
@@ -320,10 +320,10 @@ impl Encoder for Model {
             x = x.broadcast_add(token_type)?;
         }
         let mut x = self.emb_ln.forward(&x)?;
-        let bias = attention_bias(&input.lengths, seq_len, false, x.dtype(), x.device())?;
+        let mask = AttentionMask::new(&input.lengths, false, x.device())?;
         let rotary = self.rotary.tables(&input.lengths, seq_len, x.device())?;
         for layer in &self.layers {
-            x = layer.forward(&x, &bias, &rotary)?;
+            x = layer.forward(&x, &mask, &rotary)?;
         }
         Ok(x)
     }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::encoder::{Encoder, ModelInput};
 use super::shape::Shape;
 use crate::layers::activation::swiglu;
-use crate::layers::attention::{attention_bias, merge_heads, scaled_dot_product, split_heads};
+use crate::layers::attention::{merge_heads, scaled_dot_product, split_heads, AttentionMask};
 use crate::layers::norm::rms_norm;
 use crate::layers::rotary::{Rotary, RotaryTables};
 
@@ -164,13 +164,13 @@ impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        bias: &Tensor,
+        mask: &AttentionMask,
         rotary: &RotaryTables,
     ) -> candle_core::Result<Tensor> {
         let q = rotary.apply(&self.heads(x, &self.q_proj, &self.q_norm, self.heads)?)?;
         let k = rotary.apply(&self.heads(x, &self.k_proj, &self.k_norm, self.kv_heads)?)?;
         let v = split_heads(&self.v_proj.forward(x)?, self.kv_heads)?; // (B, Hkv, L, D)
-        let context = scaled_dot_product(&q, &k, &v, bias, self.scale)?; // (B, Hq, L, D)
+        let context = scaled_dot_product(&q, &k, &v, mask, self.scale)?; // (B, Hq, L, D)
         self.o_proj.forward(&merge_heads(&context)?)
     }
 }
@@ -218,12 +218,12 @@ impl Layer {
     fn forward(
         &self,
         x: &Tensor,
-        bias: &Tensor,
+        mask: &AttentionMask,
         rotary: &RotaryTables,
     ) -> candle_core::Result<Tensor> {
         let h = self
             .self_attn
-            .forward(&self.input_layernorm.forward(x)?, bias, rotary)?;
+            .forward(&self.input_layernorm.forward(x)?, mask, rotary)?;
         let x = (x + h)?;
         let h = self
             .mlp
@@ -274,10 +274,10 @@ impl Encoder for Model {
         let mut x = self.embed_tokens.forward(&input.input_ids)?; // (B, L, H)
                                                                   // Causal and padding together, built the same way for every batch: with right padding
                                                                   // no real token ever sees a pad, and the last real token sees the whole text.
-        let bias = attention_bias(&input.lengths, seq_len, true, x.dtype(), x.device())?;
+        let mask = AttentionMask::new(&input.lengths, true, x.device())?;
         let rotary = self.rotary.tables(&input.lengths, seq_len, x.device())?;
         for layer in &self.layers {
-            x = layer.forward(&x, &bias, &rotary)?;
+            x = layer.forward(&x, &mask, &rotary)?;
         }
         self.norm.forward(&x)
     }

@@ -1,0 +1,38 @@
+//! How much memory the host can hand out now: what the CPU path checks a batch's estimated
+//! peak against, since an allocation failure there aborts the process.
+
+/// Memory the operating system can hand out now without swapping (Linux `MemAvailable`), in
+/// bytes; `None` where it is not known, and then nothing is refused.
+pub(crate) fn available_bytes() -> Option<u64> {
+    parse_mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+/// `MemAvailable:  123456 kB` in `/proc/meminfo`, in bytes.
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    let mut parts = line.split_whitespace();
+    let value: u64 = parts.next()?.parse().ok()?;
+    match parts.next() {
+        Some("kB") | None => Some(value * 1024),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_available_is_read_in_bytes() {
+        let meminfo = "MemTotal:       16318480 kB\nMemFree:         1200000 kB\n\
+                       MemAvailable:    8000000 kB\nBuffers:          100 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(8_000_000 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+        assert_eq!(parse_mem_available("MemAvailable: lots\n"), None);
+        if cfg!(target_os = "linux") {
+            assert!(available_bytes().is_some_and(|b| b > 0));
+        }
+    }
+}
