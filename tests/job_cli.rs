@@ -3,72 +3,38 @@
 //! progress lines; `verify | head` does not panic; a typo'd text field or an input with nothing
 //! to embed exits non-zero.
 //!
-//! These run the example binary, which they ask cargo to build (a no-op after `cargo test`,
-//! which builds the examples anyway).
+//! These run the example binary that `cargo test` builds beside the test binaries
+//! (`target/<profile>/examples/embed_corpus`); a run limited with `--test job_cli` must build it
+//! first: `cargo build --release --features job --example embed_corpus`. In a target directory
+//! shared between checkouts that file is whichever checkout built last. (Asking cargo to build
+//! it from inside the test was tried: cargo reports the same shared path, and the nested build,
+//! without dev-dependencies, resolves other features than the test's own build.)
 #![cfg(all(feature = "job", unix))]
 
 mod job_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use job_support::{fixture, load, read_output, write_jsonl};
 use rembed::job::{self, Manifest, Shard};
 use serde_json::json;
 
-/// This checkout's `embed_corpus`, built (or found fresh) by cargo into the target directory of
-/// this test, then copied away at once: in a target directory shared between checkouts,
-/// `target/<profile>/examples/embed_corpus` holds whichever checkout built last, so a binary
-/// merely found there may be another tree's.
-fn binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // <target>/<profile>/deps/job_cli-<hash>
-        let profile = exe.parent().and_then(Path::parent).unwrap();
-        let target = profile.parent().unwrap();
-        let features = if cfg!(feature = "cuda") {
-            "job,cuda"
-        } else {
-            "job"
-        };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-        let mut command = Command::new(cargo);
-        command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--offline",
-                "--example",
-                "embed_corpus",
-                "--features",
-                features,
-            ])
-            .args(["--message-format", "json"])
-            .arg("--target-dir")
-            .arg(target);
-        if profile.file_name().is_some_and(|n| n == "release") {
-            command.arg("--release");
-        }
-        let out = command.stderr(Stdio::piped()).output().unwrap();
-        assert!(out.status.success(), "cargo build: {}", text(&out.stderr));
-        text(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "embed_corpus")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .map(|built| {
-                let dir =
-                    std::env::temp_dir().join(format!("rembed-job-cli-{}", std::process::id()));
-                std::fs::create_dir_all(&dir).unwrap();
-                let copy = dir.join("embed_corpus");
-                std::fs::copy(&built, &copy).unwrap();
-                copy
-            })
-            .expect("cargo reported no embed_corpus executable")
-    })
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/embed_corpus");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --release --features job --example embed_corpus` \
+         (plain `cargo test` builds it)",
+        path.display()
+    );
+    path
 }
 
 fn embed_corpus(args: &[&str]) -> Command {
