@@ -630,7 +630,7 @@ pub fn embed_in_place(
         format!(
             "SELECT {id}::text, {text}::text FROM {table} \
              WHERE {after} {text} IS NOT NULL AND {vector} IS NULL{filter} \
-             ORDER BY {id} LIMIT {limit}",
+             ORDER BY {table}.{id} LIMIT {limit}",
             id = t.id,
             text = t.text,
             table = t.table,
@@ -640,7 +640,7 @@ pub fn embed_in_place(
         )
     };
     let first = page("");
-    let next = page(&format!("{} > CAST($1 AS {}) AND", t.id, t.id_type));
+    let next = page(&format!("{} > CAST($1::text AS {}) AND", t.id, t.id_type));
     let update = format!(
         "UPDATE {table} SET {vector} = b.v, {run} = $1 FROM rembed_batch b \
          WHERE {table}.{id} = CAST(b.id AS {id_type}) AND {table}.{vector} IS NULL",
@@ -829,7 +829,7 @@ impl<'e> Worker<'e> {
             .query(
                 &format!(
                     "SELECT {id}::text, {text}::text FROM {table} \
-                     WHERE {id} = ANY(CAST($1 AS {id_type}[])) AND {text} IS NOT NULL",
+                     WHERE {id} = ANY(CAST($1::text[] AS {id_type}[])) AND {text} IS NOT NULL",
                     id = t.id,
                     text = t.text,
                     table = t.table,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::fixture;
 use pg_support::Server;
 use rembed::pg::{self, InPlaceOptions, PgError, QueueOptions, Target, Worker};
-use rembed::{Device, Embedder, Options};
+use rembed::{Device, Embedder, Options, Request};
 
 fn options() -> Options {
     Options::default().with_device(Device::Cpu)
@@ -43,7 +43,7 @@ fn reviews(server: &Server, id_type: &str, vector_type: &str, rows: usize) {
         let id = format!("{i}");
         client
             .execute(
-                &format!("INSERT INTO reviews (id, body) VALUES (CAST($1 AS {id_type}), $2)"),
+                &format!("INSERT INTO reviews (id, body) VALUES (CAST($1::text AS {id_type}), $2)"),
                 &[&id, &body],
             )
             .unwrap();
@@ -343,9 +343,30 @@ fn a_dead_workers_leased_rows_are_reclaimed() {
     );
 }
 
-/// The fixture model, failing every forward pass over a long text as if out of memory.
+fn long_text() -> String {
+    "a very long review ".repeat(40)
+}
+
+/// The fixture model, failing every forward pass over the long text as if out of memory: a
+/// batch fails when its padded rows are longer than any short text's tokens.
 fn failing_on_long_texts() -> Embedder {
-    load(options().with_simulated_oom(|rows: &[usize], padded: usize| padded >= 20 * rows.len()))
+    let plain = load(options());
+    let tokens = |texts: &[String]| {
+        plain
+            .tokenize(texts, &Request::documents())
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap()
+    };
+    let short = tokens(&(0..100).map(text).collect::<Vec<_>>());
+    let long = tokens(&[long_text()]);
+    assert!(long > short, "{long} > {short}");
+    load(
+        options()
+            .with_simulated_oom(move |rows: &[usize], padded: usize| padded > short * rows.len()),
+    )
 }
 
 #[test]
@@ -361,10 +382,7 @@ fn a_failing_row_ends_failed_with_its_error_and_the_others_are_done() {
     );
     server
         .client()
-        .execute(
-            "UPDATE reviews SET body = $1 WHERE id = 5",
-            &[&"a very long review ".repeat(40)],
-        )
+        .execute("UPDATE reviews SET body = $1 WHERE id = 5", &[&long_text()])
         .unwrap();
     queued(&server, rows);
     let mut worker = Worker::new(
@@ -382,8 +400,10 @@ fn a_failing_row_ends_failed_with_its_error_and_the_others_are_done() {
     for (id, (status, attempts, error)) in queue(&server) {
         if id == "5" {
             assert_eq!((status.as_str(), attempts), ("failed", 1));
+            // The embedder's reason, as the report has it.
             let error = error.unwrap();
-            assert!(error.contains("memory"), "{error}");
+            assert!(!error.is_empty());
+            assert_eq!(error, report.failed[0].1);
         } else {
             assert_eq!((status.as_str(), error), ("done", None), "{id}");
         }
