@@ -199,7 +199,7 @@ fn real_arrays_integer_ids_and_a_filter() {
         let i = id as usize;
         match vector {
             Some(v) => {
-                assert!(i % 2 == 0);
+                assert!(i.is_multiple_of(2));
                 assert_close(
                     &v,
                     embedder
