@@ -73,6 +73,9 @@ mod models;
 mod oom;
 mod options;
 mod output;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod pg;
 mod pooling;
 mod random_weights;
 mod registry;
