@@ -65,19 +65,9 @@ pub(crate) fn largest_tensor(
 mod tests {
     use super::*;
 
-    /// Qwen3-Embedding-8B's shape.
+    /// Qwen3-Embedding-8B's shape, from `models.toml`.
     fn qwen3_8b() -> Shape {
-        Shape {
-            hidden: 4096,
-            layers: 36,
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 128,
-            intermediate: 12288,
-            vocab: 151_665,
-            max_positions: Some(32_768),
-            position_capacity: None,
-        }
+        crate::registry::Registry::shape_of("qwen3-embedding-8b")
     }
 
     #[test]

@@ -286,6 +286,18 @@ impl Registry {
         Ok(registry)
     }
 
+    /// The network shape of a built-in model's `[model.config]`, for tests that reason about
+    /// full-size models without building them.
+    #[cfg(test)]
+    pub(crate) fn shape_of(name: &str) -> crate::models::shape::Shape {
+        let registry = Self::builtin();
+        let spec = registry.find(name).expect("a built-in model");
+        let config = spec.config.as_ref().expect("[model.config]");
+        crate::models::Config::parse(config, Path::new("models.toml"), name)
+            .and_then(|c| Ok(c.shape()?))
+            .expect("a valid config")
+    }
+
     /// Adds the models of a user's file; an entry whose name is already known replaces it.
     pub fn extend_from_file(&mut self, path: &Path) -> Result<()> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {

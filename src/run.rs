@@ -256,17 +256,7 @@ mod tests {
     fn a_batch_over_the_available_memory_is_refused_as_out_of_memory() {
         // Qwen3-8B's shape in f32 at 32,768 tokens with 1 GiB available: refused, and halving
         // (tested in `halving`) turns a refused single input into `Error::OutOfMemory`.
-        let shape = Shape {
-            hidden: 4096,
-            layers: 36,
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 128,
-            intermediate: 12288,
-            vocab: 151_665,
-            max_positions: None,
-            position_capacity: None,
-        };
+        let shape = crate::registry::Registry::shape_of("qwen3-embedding-8b");
         let err = check_memory(&shape, 4, 1, 32_768, 1 << 22, Some(1 << 30)).unwrap_err();
         assert!(is_oom(&err), "{err}");
         assert!(err.to_string().contains("1024 MiB available"), "{err}");

@@ -5,9 +5,12 @@
 #[path = "../examples/common/output.rs"]
 mod output;
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::copy_dir;
 use ndarray::array;
 use output::{non_finite_rows, Format, Output};
 
@@ -283,19 +286,6 @@ fn model_with_a_nan_token(dir: &Path, word: &str) {
         })
         .collect();
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -13,9 +13,8 @@ pub(crate) const NON_FINITE: &str = "the model gave a non-finite vector";
 ///
 /// A failure of the whole call (a tokenizer error, say) must not take the batch's good texts
 /// with it, so they are then retried one at a time. A vector with a NaN or an infinity (NaN
-/// weights, an f16 overflow) is a failure of its text, never a row: the embedder reports it as
-/// such, and it is checked here again because it would poison every similarity computed with
-/// it; a failure is retried by the next run.
+/// weights, an f16 overflow) is a failure of its text, never a row (the embedder reports it as
+/// [`FailureKind::NotFinite`]); a failure is retried by the next run.
 pub(crate) fn embed(embedder: &Embedder, texts: &[&str]) -> Embedded {
     let non_finite = || {
         format!(
@@ -24,20 +23,10 @@ pub(crate) fn embed(embedder: &Embedder, texts: &[&str]) -> Embedded {
             embedder.spec().name
         )
     };
-    let (mut results, tokens, truncated) = embed_unchecked(embedder, texts, &non_finite);
-    for result in &mut results {
-        if matches!(result, Ok(vector) if !vector.iter().all(|x| x.is_finite())) {
-            *result = Err(non_finite());
-        }
-    }
-    (results, tokens, truncated)
+    embed_each(embedder, texts, &non_finite)
 }
 
-fn embed_unchecked(
-    embedder: &Embedder,
-    texts: &[&str],
-    non_finite: &dyn Fn() -> String,
-) -> Embedded {
+fn embed_each(embedder: &Embedder, texts: &[&str], non_finite: &dyn Fn() -> String) -> Embedded {
     match embedder.embed_with(texts, &Request::documents().keep_going(true)) {
         Ok(partial) => {
             let mut results: Vec<Result<Vec<f32>, String>> = partial
@@ -59,7 +48,7 @@ fn embed_unchecked(
         Err(_) if texts.len() > 1 => {
             let (mut results, mut tokens, mut truncated) = (Vec::new(), 0, 0);
             for text in texts {
-                let (mut one, t, c) = embed_unchecked(embedder, &[*text], non_finite);
+                let (mut one, t, c) = embed_each(embedder, &[*text], non_finite);
                 results.push(one.pop().unwrap_or_else(|| Err("no result".into())));
                 tokens += t;
                 truncated += c;
