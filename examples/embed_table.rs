@@ -1,11 +1,16 @@
-//! Embed the texts of a PostgreSQL table into its pgvector column: in place, or as one of many
-//! workers draining a queue.
+//! Embed the texts of a PostgreSQL table into a pgvector column: its own or a separate
+//! table's, in one scan or as one of many workers draining a queue.
 //!
 //! ```sh
-//! # Every row whose text is set and vector NULL, in id order; a rerun continues.
-//! cargo run --release --features postgres --example embed_table -- in-place \
+//! # Every row whose text is set and vector missing or stale (its text changed), in id order;
+//! # a rerun continues. `in-place` is another name for `scan`.
+//! cargo run --release --features postgres --example embed_table -- scan \
 //!     --db "host=/run/postgresql dbname=shop" --table reviews --id id --text body \
 //!     --vector embedding --model bge-m3
+//! # The same, the vectors upserted into review_vectors (id, embedding, run, hash) instead.
+//! cargo run --release --features postgres --example embed_table -- scan \
+//!     --db "host=/run/postgresql dbname=shop" --table reviews --id id --text body \
+//!     --vector embedding --vector-table review_vectors --model bge-m3
 //! # Queue mode: create and fill the queue once, then start workers anywhere.
 //! cargo run --release --features postgres --example embed_table -- queue --create --enqueue \
 //!     --db "host=/run/postgresql dbname=shop" --table reviews --id id --text body \
@@ -19,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use rembed::pg::{self, InPlaceOptions, QueueOptions, Target, Worker};
+use rembed::pg::{self, QueueOptions, ScanOptions, Target, Worker};
 use rembed::{Embedder, Options, Precision};
 
 #[derive(Parser)]
@@ -31,8 +36,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Mode {
-    /// Keyset pagination over the id; vectors written in place, one transaction per batch.
-    InPlace {
+    /// Keyset pagination over the id; vectors written one transaction per batch.
+    #[command(alias = "in-place")]
+    Scan {
         #[command(flatten)]
         common: Common,
         /// Stop after this many batches (a rerun continues).
@@ -49,7 +55,7 @@ enum Mode {
         /// Create the queue table if missing.
         #[arg(long)]
         create: bool,
-        /// Queue every row whose text is set and vector NULL.
+        /// Queue every row whose text is set and vector missing or stale.
         #[arg(long)]
         enqueue: bool,
         /// Lease in seconds; must outlast one batch.
@@ -78,9 +84,13 @@ struct Common {
     /// Text column.
     #[arg(long)]
     text: String,
-    /// pgvector `vector(n)` or `real[]` column.
+    /// pgvector `vector(n)` or `halfvec(n)`, or `real[]` column.
     #[arg(long)]
     vector: String,
+    /// Write vectors to this table (id, vector, run, hash; created if missing) instead of
+    /// the source table.
+    #[arg(long)]
+    vector_table: Option<String>,
     /// SQL condition on the rows to embed, e.g. "lang = 'en'".
     #[arg(long)]
     filter: Option<String>,
@@ -100,11 +110,14 @@ struct Common {
 
 impl Common {
     fn target(&self) -> Target {
-        let target = Target::new(&self.table, &self.id, &self.text, &self.vector);
-        match &self.filter {
-            Some(filter) => target.with_filter(filter),
-            None => target,
+        let mut target = Target::new(&self.table, &self.id, &self.text, &self.vector);
+        if let Some(filter) = &self.filter {
+            target = target.with_filter(filter);
         }
+        if let Some(table) = &self.vector_table {
+            target = target.with_vector_table(table);
+        }
+        target
     }
 
     fn load(&self) -> anyhow::Result<Embedder> {
@@ -124,18 +137,18 @@ fn main() -> anyhow::Result<()> {
         .init();
     let start = Instant::now();
     let report = match Cli::parse().mode {
-        Mode::InPlace {
+        Mode::Scan {
             common,
             max_batches,
         } => {
             // Connection checked before the model loads, so a typo fails in a second.
             pg::connect(&common.db)?;
             let embedder = common.load()?;
-            let mut options = InPlaceOptions::default().with_batch_rows(common.batch_rows);
+            let mut options = ScanOptions::default().with_batch_rows(common.batch_rows);
             if let Some(batches) = max_batches {
                 options = options.with_max_batches(batches);
             }
-            pg::embed_in_place(&embedder, &common.db, &common.target(), &options)?
+            pg::embed_table(&embedder, &common.db, &common.target(), &options)?
         }
         Mode::Queue {
             common,
@@ -149,10 +162,6 @@ fn main() -> anyhow::Result<()> {
             if create {
                 pg::create_queue(&common.db, &queue)?;
             }
-            if enqueue {
-                let added = pg::enqueue_missing(&common.db, &common.target(), &queue)?;
-                eprintln!("queued {added} rows in {queue}");
-            }
             pg::connect(&common.db)?;
             let embedder = common.load()?;
             let options = QueueOptions::default()
@@ -160,6 +169,10 @@ fn main() -> anyhow::Result<()> {
                 .with_batch_rows(common.batch_rows)
                 .with_lease(Duration::from_secs(lease));
             let mut worker = Worker::new(&embedder, &common.db, &common.target(), options)?;
+            if enqueue {
+                let added = worker.enqueue_missing()?;
+                eprintln!("queued {added} rows in {queue}");
+            }
             loop {
                 worker.drain()?;
                 if !follow {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::fixture;
 use pg_support::Server;
-use rembed::pg::{self, InPlaceOptions, PgError, QueueOptions, Target, Worker};
+use rembed::pg::{self, PgError, QueueOptions, ScanOptions, Target, Worker};
 use rembed::{Device, Embedder, Options, Request};
 
 fn options() -> Options {
@@ -121,8 +121,8 @@ fn in_place_embeds_every_row_exactly_once() {
     let embedder = load(options());
     let dim = embedder.dim();
     reviews(&server, "bigint", &format!("vector({dim})"), 50);
-    let options = InPlaceOptions::default().with_batch_rows(8);
-    let report = pg::embed_in_place(&embedder, &server.conninfo(), &target(), &options).unwrap();
+    let options = ScanOptions::default().with_batch_rows(8);
+    let report = pg::embed_table(&embedder, &server.conninfo(), &target(), &options).unwrap();
     assert_eq!(report.written, with_text(50));
     assert!(report.failed.is_empty());
     assert_every_row_embedded(&server, &embedder, 50);
@@ -148,15 +148,15 @@ fn a_rerun_continues_where_the_last_stopped_and_writes_nothing_twice() {
     let embedder = load(options());
     reviews(&server, "text", &format!("vector({})", embedder.dim()), 40);
     let conninfo = server.conninfo();
-    let stopped = InPlaceOptions::default()
+    let stopped = ScanOptions::default()
         .with_batch_rows(5)
         .with_max_batches(2);
-    let first = pg::embed_in_place(&embedder, &conninfo, &target(), &stopped).unwrap();
+    let first = pg::embed_table(&embedder, &conninfo, &target(), &stopped).unwrap();
     assert_eq!((first.written, first.batches), (10, 2));
-    let all = InPlaceOptions::default().with_batch_rows(5);
-    let second = pg::embed_in_place(&embedder, &conninfo, &target(), &all).unwrap();
+    let all = ScanOptions::default().with_batch_rows(5);
+    let second = pg::embed_table(&embedder, &conninfo, &target(), &all).unwrap();
     assert_eq!(second.written, with_text(40) - 10);
-    let third = pg::embed_in_place(&embedder, &conninfo, &target(), &all).unwrap();
+    let third = pg::embed_table(&embedder, &conninfo, &target(), &all).unwrap();
     assert_eq!((third.written, third.batches), (0, 0));
     assert_every_row_embedded(&server, &embedder, 40);
     // The first run wrote the first ten rows in id order, the second the rest.
@@ -179,11 +179,11 @@ fn real_arrays_integer_ids_and_a_filter() {
     let embedder = load(options());
     reviews(&server, "integer", "real[]", 30);
     let target = target().with_filter("id % 2 = 0");
-    let report = pg::embed_in_place(
+    let report = pg::embed_table(
         &embedder,
         &server.conninfo(),
         &target,
-        &InPlaceOptions::default().with_batch_rows(4),
+        &ScanOptions::default().with_batch_rows(4),
     )
     .unwrap();
     let evens = (0..30).filter(|i| i % 2 == 0 && i % 7 != 3).count() as u64;
@@ -226,10 +226,17 @@ fn queue(server: &Server) -> HashMap<String, (String, i32, Option<String>)> {
         .collect()
 }
 
-fn queued(server: &Server, rows: usize) {
+fn queued(server: &Server, embedder: &Embedder, rows: usize) {
     pg::create_queue(&server.conninfo(), "rembed_queue").unwrap();
-    let added = pg::enqueue_missing(&server.conninfo(), &target(), "rembed_queue").unwrap();
-    assert_eq!(added, with_text(rows));
+    let mut worker = Worker::new(
+        embedder,
+        &server.conninfo(),
+        &target(),
+        QueueOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(worker.enqueue_missing().unwrap(), with_text(rows));
+    worker.finish().unwrap();
 }
 
 #[test]
@@ -243,7 +250,7 @@ fn three_workers_drain_one_queue_and_every_row_is_done_once() {
         &format!("vector({})", embedder.dim()),
         rows,
     );
-    queued(&server, rows);
+    queued(&server, &embedder, rows);
     let conninfo = server.conninfo();
     let reports: Vec<_> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..3)
@@ -289,7 +296,7 @@ fn a_dead_workers_leased_rows_are_reclaimed() {
         &format!("vector({})", embedder.dim()),
         rows,
     );
-    queued(&server, rows);
+    queued(&server, &embedder, rows);
     let conninfo = server.conninfo();
     let lease = Duration::from_millis(1500);
     // A worker claims ten ids and dies holding them (its connection drops).
@@ -384,7 +391,7 @@ fn a_failing_row_ends_failed_with_its_error_and_the_others_are_done() {
         .client()
         .execute("UPDATE reviews SET body = $1 WHERE id = 5", &[&long_text()])
         .unwrap();
-    queued(&server, rows);
+    queued(&server, &embedder, rows);
     let mut worker = Worker::new(
         &embedder,
         &server.conninfo(),
@@ -418,11 +425,11 @@ fn a_failing_row_ends_failed_with_its_error_and_the_others_are_done() {
         .client()
         .batch_execute("UPDATE reviews SET embedding = NULL, embedding_run = NULL")
         .unwrap();
-    let report = pg::embed_in_place(
+    let report = pg::embed_table(
         &embedder,
         &server.conninfo(),
         &target(),
-        &InPlaceOptions::default().with_batch_rows(8),
+        &ScanOptions::default().with_batch_rows(8),
     )
     .unwrap();
     assert_eq!(report.written, with_text(rows) - 1);
@@ -444,7 +451,7 @@ fn a_bad_target_is_a_typed_error_before_any_work() {
     reviews(&server, "bigint", &format!("vector({})", dim + 1), 5);
     let conninfo = server.conninfo();
     let in_place = |target: &Target| {
-        pg::embed_in_place(&embedder, &conninfo, target, &InPlaceOptions::default()).unwrap_err()
+        pg::embed_table(&embedder, &conninfo, target, &ScanOptions::default()).unwrap_err()
     };
 
     let err = in_place(&target());
@@ -486,11 +493,11 @@ fn a_bad_target_is_a_typed_error_before_any_work() {
         "{err}"
     );
 
-    let err = pg::embed_in_place(
+    let err = pg::embed_table(
         &embedder,
         "host=/tmp port=notaport",
         &target(),
-        &InPlaceOptions::default(),
+        &ScanOptions::default(),
     )
     .unwrap_err();
     assert!(matches!(err, PgError::BadConnectionString { .. }), "{err}");
@@ -514,4 +521,328 @@ fn port(conninfo: &str) -> &str {
         .split(' ')
         .find_map(|kv| kv.strip_prefix("port="))
         .unwrap()
+}
+
+fn vector_of(embedder: &Embedder, text: &str) -> Vec<f32> {
+    embedder.embed(&[text]).unwrap().row(0).to_vec()
+}
+
+/// id (as text) -> (vector, run) of every row of a separate vector table.
+fn separate(server: &Server, table: &str) -> HashMap<String, (Vec<f32>, i64)> {
+    server
+        .client()
+        .query(
+            &format!("SELECT id::text, embedding::real[], embedding_run FROM {table}"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect()
+}
+
+fn assert_separate_has_every_row(server: &Server, embedder: &Embedder, table: &str, rows: usize) {
+    let vectors = separate(server, table);
+    assert_eq!(vectors.len() as u64, with_text(rows), "one row per text");
+    for i in (0..rows).filter(|i| i % 7 != 3) {
+        let (vector, _) = &vectors[&i.to_string()];
+        assert_close(vector, &vector_of(embedder, &text(i)));
+    }
+}
+
+#[test]
+fn a_separate_table_gets_every_row_exactly_once_by_upsert() {
+    let server = Server::start();
+    let embedder = load(options());
+    let rows = 60;
+    reviews(
+        &server,
+        "bigint",
+        &format!("vector({})", embedder.dim()),
+        rows,
+    );
+    let conninfo = server.conninfo();
+    let apart = target().with_vector_table("review_vectors");
+    let stopped = ScanOptions::default()
+        .with_batch_rows(8)
+        .with_max_batches(3);
+    let first = pg::embed_table(&embedder, &conninfo, &apart, &stopped).unwrap();
+    assert_eq!((first.written, first.batches), (24, 3));
+    let all = ScanOptions::default().with_batch_rows(8);
+    let second = pg::embed_table(&embedder, &conninfo, &apart, &all).unwrap();
+    assert_eq!(second.written, with_text(rows) - 24);
+    let third = pg::embed_table(&embedder, &conninfo, &apart, &all).unwrap();
+    assert_eq!((third.written, third.batches), (0, 0));
+    assert_separate_has_every_row(&server, &embedder, "review_vectors", rows);
+    let runs: Vec<i64> = separate(&server, "review_vectors")
+        .values()
+        .map(|(_, run)| *run)
+        .collect();
+    assert!(runs.iter().all(|r| [first.run, second.run].contains(r)));
+    assert_eq!(runs.iter().filter(|r| **r == first.run).count(), 24);
+    // The source table is left alone: no vector, no added column.
+    let untouched: i64 = server
+        .client()
+        .query_one("SELECT count(*) FROM reviews WHERE embedding IS NULL", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(untouched as usize, rows);
+    let columns: i64 = server
+        .client()
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'reviews'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 3);
+    assert_eq!(run_counts(&server), (with_text(rows) as i64, 0));
+    let kind: String = server
+        .client()
+        .query_one(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = 'review_vectors'::regclass AND attname = 'embedding'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(kind, format!("vector({})", embedder.dim()));
+
+    // Queue workers write to a separate table the same way.
+    let queued_apart = target().with_vector_table("queued_vectors");
+    pg::create_queue(&conninfo, "rembed_queue").unwrap();
+    let mut worker = Worker::new(
+        &embedder,
+        &conninfo,
+        &queued_apart,
+        QueueOptions::default().with_batch_rows(9),
+    )
+    .unwrap();
+    assert_eq!(worker.enqueue_missing().unwrap(), with_text(rows));
+    worker.drain().unwrap();
+    assert_eq!(worker.finish().unwrap().written, with_text(rows));
+    assert_separate_has_every_row(&server, &embedder, "queued_vectors", rows);
+    assert!(queue(&server).values().all(|(status, ..)| status == "done"));
+}
+
+#[test]
+fn changed_texts_are_embedded_again_and_only_they() {
+    let server = Server::start();
+    let embedder = load(options());
+    let rows = 30;
+    reviews(
+        &server,
+        "bigint",
+        &format!("vector({})", embedder.dim()),
+        rows,
+    );
+    let conninfo = server.conninfo();
+    let all = ScanOptions::default().with_batch_rows(8);
+    let apart = target().with_vector_table("review_vectors");
+    pg::embed_table(&embedder, &conninfo, &target(), &all).unwrap();
+    pg::embed_table(&embedder, &conninfo, &apart, &all).unwrap();
+    pg::create_queue(&conninfo, "rembed_queue").unwrap();
+    let queue_options = QueueOptions::default().with_batch_rows(4);
+    let mut worker = Worker::new(&embedder, &conninfo, &target(), queue_options.clone()).unwrap();
+    // Everything is embedded already: nothing to queue.
+    assert_eq!(worker.enqueue_missing().unwrap(), 0);
+
+    let edited = |i: usize| format!("review number {i} was edited: the product broke");
+    let mut client = server.client();
+    for i in [1, 9, 20] {
+        client
+            .execute(
+                "UPDATE reviews SET body = $2 WHERE id = $1",
+                &[&(i as i64), &edited(i)],
+            )
+            .unwrap();
+    }
+    let again = pg::embed_table(&embedder, &conninfo, &target(), &all).unwrap();
+    assert_eq!(again.written, 3);
+    let again_apart = pg::embed_table(&embedder, &conninfo, &apart, &all).unwrap();
+    assert_eq!(again_apart.written, 3);
+    let in_place = written(&server);
+    let vectors = separate(&server, "review_vectors");
+    for i in (0..rows).filter(|i| i % 7 != 3) {
+        let body = if [1, 9, 20].contains(&i) {
+            edited(i)
+        } else {
+            text(i)
+        };
+        let expected = vector_of(&embedder, &body);
+        assert_close(in_place[&i.to_string()].0.as_ref().unwrap(), &expected);
+        assert_close(&vectors[&i.to_string()].0, &expected);
+        let run = in_place[&i.to_string()].1;
+        assert_eq!(run == Some(again.run), [1, 9, 20].contains(&i), "row {i}");
+    }
+    let none = pg::embed_table(&embedder, &conninfo, &target(), &all).unwrap();
+    assert_eq!(none.written, 0);
+
+    // The queue: done ids whose text changed go back to pending.
+    client
+        .execute(
+            "UPDATE reviews SET body = 'changed once more' WHERE id = 9",
+            &[],
+        )
+        .unwrap();
+    worker.drain().unwrap();
+    assert_eq!(worker.report().written, 0, "the queue was empty");
+    assert_eq!(worker.enqueue_missing().unwrap(), 1);
+    worker.drain().unwrap();
+    assert_eq!(worker.finish().unwrap().written, 1);
+    assert_close(
+        written(&server)["9"].0.as_ref().unwrap(),
+        &vector_of(&embedder, "changed once more"),
+    );
+    assert_eq!(queue(&server)["9"].0, "done");
+
+    // A vector without a hash (written by another tool) is kept, even if the text changed.
+    client
+        .batch_execute(
+            "UPDATE reviews SET embedding_text_hash = NULL WHERE id = 2;
+             UPDATE reviews SET body = 'not re-embedded' WHERE id = 2",
+        )
+        .unwrap();
+    let kept = pg::embed_table(&embedder, &conninfo, &target(), &all).unwrap();
+    assert_eq!(kept.written, 0);
+}
+
+#[test]
+fn halfvec_columns_and_a_dimension_mismatch_on_every_column_type() {
+    let server = Server::start();
+    let embedder = load(options());
+    let dim = embedder.dim();
+    reviews(&server, "bigint", &format!("halfvec({dim})"), 20);
+    let conninfo = server.conninfo();
+    let all = ScanOptions::default().with_batch_rows(8);
+    let report = pg::embed_table(&embedder, &conninfo, &target(), &all).unwrap();
+    assert_eq!(report.written, with_text(20));
+    let rows: Vec<(i64, Option<Vec<f32>>)> = server
+        .client()
+        .query("SELECT id, embedding::vector::real[] FROM reviews", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for (id, vector) in rows {
+        let i = id as usize;
+        if i % 7 == 3 {
+            assert!(vector.is_none());
+            continue;
+        }
+        // 16-bit floats: 11 significant bits, so within 1/1024 of a unit vector's entries.
+        let vector = vector.unwrap();
+        let expected = vector_of(&embedder, &text(i));
+        for (x, y) in vector.iter().zip(&expected) {
+            assert!((x - y).abs() <= 1e-3, "row {i}: {x} vs {y}");
+        }
+    }
+
+    let mismatch = |column_type: &str, prefill: Option<usize>, apart: bool| {
+        let mut client = server.client();
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS texts, vectors;
+                 CREATE TABLE texts (id bigint PRIMARY KEY, body text, embedding {column_type});
+                 INSERT INTO texts VALUES (1, 'a text', NULL);
+                 CREATE TABLE vectors (id bigint PRIMARY KEY, embedding {column_type})"
+            ))
+            .unwrap();
+        let table = if apart { "vectors" } else { "texts" };
+        if let Some(n) = prefill {
+            let vector: Vec<f32> = vec![0.5; n];
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (id, embedding) VALUES (2, CAST($1::real[] AS {column_type})) \
+                         ON CONFLICT (id) DO UPDATE SET embedding = excluded.embedding"
+                    ),
+                    &[&vector],
+                )
+                .unwrap();
+        }
+        let mut target = Target::new("texts", "id", "body", "embedding");
+        if apart {
+            target = target.with_vector_table("vectors");
+        }
+        pg::embed_table(&embedder, &conninfo, &target, &all).unwrap_err()
+    };
+    for (column_type, prefill, found) in [
+        (
+            format!("halfvec({})", dim + 1),
+            None,
+            format!("halfvec({})", dim + 1),
+        ),
+        (
+            format!("vector({})", dim - 1),
+            None,
+            format!("vector({})", dim - 1),
+        ),
+        (
+            "real[]".into(),
+            Some(dim + 2),
+            format!("real[] holding {}-dimensional vectors", dim + 2),
+        ),
+        (
+            "vector".into(),
+            Some(dim + 3),
+            format!("vector holding {}-dimensional vectors", dim + 3),
+        ),
+        (
+            "halfvec".into(),
+            Some(dim - 2),
+            format!("halfvec holding {}-dimensional vectors", dim - 2),
+        ),
+    ] {
+        for apart in [false, true] {
+            let err = mismatch(&column_type, prefill, apart);
+            assert!(
+                matches!(&err, PgError::DimensionMismatch { found: f, expected, .. }
+                    if *f == found && *expected == dim),
+                "{column_type} (separate: {apart}): {err}"
+            );
+        }
+    }
+    // Unsized columns with the right vectors, or none yet, are fine.
+    for (column_type, prefill) in [("real[]", Some(dim)), ("vector", None)] {
+        server
+            .client()
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS texts;
+                 CREATE TABLE texts (id bigint PRIMARY KEY, body text, embedding {column_type});
+                 INSERT INTO texts VALUES (1, 'a text', NULL)"
+            ))
+            .unwrap();
+        if let Some(n) = prefill {
+            server
+                .client()
+                .execute(
+                    &format!(
+                        "INSERT INTO texts VALUES (2, 'b', CAST($1::real[] AS {column_type}))"
+                    ),
+                    &[&vec![0.5f32; n]],
+                )
+                .unwrap();
+        }
+        let target = Target::new("texts", "id", "body", "embedding");
+        let report = pg::embed_table(&embedder, &conninfo, &target, &all).unwrap();
+        assert_eq!(report.written, 1, "{column_type}");
+    }
+
+    // A separate table without a unique id cannot be upserted into.
+    server
+        .client()
+        .batch_execute("CREATE TABLE loose (id bigint, embedding vector)")
+        .unwrap();
+    let err = pg::embed_table(
+        &embedder,
+        &conninfo,
+        &Target::new("texts", "id", "body", "embedding").with_vector_table("loose"),
+        &all,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, PgError::NoUniqueId { table, .. } if table == "loose"),
+        "{err}"
+    );
 }
