@@ -69,10 +69,10 @@ fn table(db: &str, table: &str, vector_type: &str, rows: usize) -> anyhow::Resul
         "DROP TABLE IF EXISTS {table}, {table}_vectors;
          CREATE TABLE {table} (id bigint PRIMARY KEY, body text, embedding {vector_type});
          INSERT INTO {table} SELECT i, 'review ' || i || ': the product does what it says'
-             FROM generate_series(0, {last}) i;
-         VACUUM ANALYZE {table}",
+             FROM generate_series(0, {last}) i",
         last = rows - 1,
     ))?;
+    client.batch_execute(&format!("VACUUM ANALYZE {table}"))?;
     Ok(())
 }
 

@@ -26,7 +26,8 @@ pub struct Target {
     pub run_column: String,
     /// The `bytea` column that holds the SHA-256 of the text a vector was made from, so rows
     /// whose text changed since are embedded again; added if missing. Default
-    /// `embedding_text_hash`.
+    /// `embedding_text_hash`. Finding them costs a scan one server-side hash per row that
+    /// already has a vector.
     pub hash_column: String,
     /// A separate table for the vectors: (id, vector, run, hash), upserted. Default none
     /// (in place).
