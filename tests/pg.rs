@@ -846,3 +846,73 @@ fn halfvec_columns_and_a_dimension_mismatch_on_every_column_type() {
         "{err}"
     );
 }
+
+#[test]
+fn vectors_made_elsewhere_go_through_the_same_writes() {
+    let server = Server::start();
+    let dim = 8;
+    reviews(&server, "bigint", &format!("vector({dim})"), 20);
+    let conninfo = server.conninfo();
+    let info = pg::RunInfo::new("elsewhere", dim);
+    let made = |i: usize| pg::Embedded::new(i.to_string(), &text(i), vec![i as f32; dim]);
+    let ids: Vec<usize> = (0..20).filter(|i| i % 7 != 3).collect();
+
+    let mut writer = pg::Writer::open(&conninfo, &target(), &info).unwrap();
+    assert_eq!(
+        writer
+            .write(ids.iter().map(|i| made(*i)).collect())
+            .unwrap(),
+        ids.len() as u64
+    );
+    // The same texts' vectors again: nothing to write.
+    assert_eq!(
+        writer
+            .write(ids.iter().map(|i| made(*i)).collect())
+            .unwrap(),
+        0
+    );
+    let wrong = pg::Embedded::new("1", &text(1), vec![0.0; dim + 1]);
+    let err = writer.write(vec![wrong]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PgError::InvalidOption {
+                option: "vector",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(writer.finish().unwrap().written, ids.len() as u64);
+    let written = written(&server);
+    for i in &ids {
+        assert_eq!(written[&i.to_string()].0, Some(vec![*i as f32; dim]));
+    }
+    // A queue worker for vectors made elsewhere: claims, then completes with them.
+    server
+        .client()
+        .batch_execute("UPDATE reviews SET embedding = NULL")
+        .unwrap();
+    pg::create_queue(&conninfo, "rembed_queue").unwrap();
+    let mut worker =
+        Worker::for_vectors(&conninfo, &target(), &info, QueueOptions::default()).unwrap();
+    assert_eq!(worker.enqueue_missing().unwrap(), ids.len() as u64);
+    let claimed = worker.claim(100).unwrap();
+    assert_eq!(claimed.len(), ids.len());
+    let err = worker.process(&claimed).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PgError::InvalidOption {
+                option: "embedder",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let done = claimed.iter().map(|id| made(id.parse().unwrap())).collect();
+    assert_eq!(worker.complete(done, Vec::new()).unwrap(), ids.len() as u64);
+    assert!(queue(&server).values().all(|(status, ..)| status == "done"));
+    // The hash stored from Rust equals the server's sha256() of each text: nothing is stale.
+    assert_eq!(worker.enqueue_missing().unwrap(), 0);
+}
