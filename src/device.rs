@@ -3,32 +3,28 @@
 
 use candle_core::DType;
 
+use crate::cuda_driver;
 use crate::error::{Error, Result};
 use crate::options::{Device, Precision};
 
-/// The candle device for a choice; `Auto` falls back to the CPU when no CUDA device is usable.
+/// The candle device for a choice; `Auto` falls back to the CPU when no CUDA device is usable
+/// (logged, with the reason, when the build has CUDA).
 pub(crate) fn resolve_device(choice: Device) -> Result<candle_core::Device> {
     match choice {
         Device::Cpu => Ok(candle_core::Device::Cpu),
         Device::Auto => {
-            if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
-                if let Ok(device) = candle_core::Device::new_cuda(0) {
-                    return Ok(device);
+            if cfg!(feature = "cuda") {
+                match cuda_driver::open(0) {
+                    Ok(device) => return Ok(device),
+                    Err(reason) => tracing::info!(%reason, "no CUDA device; using the CPU"),
                 }
             }
             Ok(candle_core::Device::Cpu)
         }
         Device::Cuda(ordinal) => {
-            let name = format!("cuda:{ordinal}");
-            if !cfg!(feature = "cuda") {
-                return Err(Error::DeviceUnavailable {
-                    device: name,
-                    reason: "rembed was built without the `cuda` feature".into(),
-                });
-            }
-            candle_core::Device::new_cuda(ordinal).map_err(|e| Error::DeviceUnavailable {
-                device: name,
-                reason: e.to_string(),
+            cuda_driver::open(ordinal).map_err(|reason| Error::DeviceUnavailable {
+                device: format!("cuda:{ordinal}"),
+                reason,
             })
         }
     }

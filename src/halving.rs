@@ -156,9 +156,7 @@ mod tests {
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let padded = batch.len() * batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
             if padded > LIMIT {
-                Err(candle_core::Error::Msg(
-                    "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
-                ))
+                Err(crate::oom::simulated_for_test())
             } else {
                 Ok(batch.iter().map(|&i| i * 10).collect())
             }

@@ -52,6 +52,8 @@
 mod batch;
 mod budget;
 pub mod chunk;
+mod cuda_driver;
+mod cuda_errors;
 mod cuda_memory;
 mod device;
 mod embedder;

@@ -134,9 +134,7 @@ mod tests {
         let batches: Vec<Vec<usize>> = vec![vec![0, 1, 2, 3], vec![4], vec![5]];
         let forward = |_: &Replica, rows: &[usize]| {
             if rows.len() > 2 {
-                Err(candle_core::Error::Msg(
-                    "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
-                ))
+                Err(crate::oom::simulated_for_test())
             } else if rows == [5] {
                 Err(candle_core::Error::Msg("kernel failed".into()))
             } else {

@@ -367,12 +367,12 @@ fn a_single_input_that_cannot_fit_is_out_of_memory_with_its_index() {
 
 /// Issue 14: a 32,768-token text and a 15,000-token one in the same call, through a tiny Qwen3
 /// with a 32k window on the GPU in f32, equal PyTorch (sentence-transformers with sdpa). The
-/// model, texts and reference are written by `scripts/long_qwen3.py` into `target/long-qwen3`
+/// model, texts and reference are written by `scripts/long_inputs.py qwen3` into `target/long-qwen3`
 /// (ignored; carry it to the GPU machine):
 ///
 /// ```text
-/// python3 scripts/long_qwen3.py target/long-qwen3
-/// python3 scripts/long_qwen3.py target/long-qwen3 --st 32768,15000
+/// python3 scripts/long_inputs.py qwen3 target/long-qwen3
+/// python3 scripts/long_inputs.py qwen3 target/long-qwen3 --st 32768,15000
 /// ```
 ///
 /// Before blocked attention this input made (1, 4, 32768, 32768) scores: 2^32 elements, past
@@ -383,7 +383,7 @@ fn a_32k_token_input_on_the_gpu_equals_pytorch_sdpa() {
     let reference = dir.join("st-32768,15000.npy");
     assert!(
         reference.exists(),
-        "{} is missing: run scripts/long_qwen3.py (see this test's doc)",
+        "{} is missing: run scripts/long_inputs.py qwen3 (see this test's doc)",
         reference.display()
     );
     let want: ndarray::Array2<f32> = ndarray_npy::read_npy(&reference).unwrap();

@@ -6,13 +6,11 @@
 # CUDA_COMPUTE_CAP picks the GPU generation (default 90: H100/H200; 89 RTX 40xx, 120 RTX 50xx).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-toolkit="${CUDA_TOOLKIT_DIR:-$HOME/.local/cuda13}"
-scripts/cuda/install-toolkit.sh "$toolkit" >/dev/null
-# shellcheck disable=SC1091
-source "$toolkit/env.sh"
+# scripts/cuda/build.sh: CUDA loaded at run time (one binary for GPU and CPU machines); it installs
+# the toolkit into $CUDA_TOOLKIT_DIR (default target/cuda-toolkit) when missing.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/cuda}"
-cargo build --release --features cuda --example bench
-tests=$(cargo test --release --features cuda --test gpu --no-run --message-format=json \
+scripts/cuda/build.sh build --release --example bench
+tests=$(scripts/cuda/build.sh test --release --test gpu --no-run --message-format=json \
     | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
