@@ -69,6 +69,12 @@ impl Linear {
         })
     }
 
+    /// Whether the weight runs on the quantized kernels.
+    #[cfg(test)]
+    pub(crate) fn is_quantized(&self) -> bool {
+        matches!(self.weight, Weight::Quantized(_))
+    }
+
     /// Rows of the weight: the width of the output.
     pub(crate) fn out_features(&self) -> usize {
         self.out_features
