@@ -55,7 +55,10 @@ fn write(path: &Path, dtype: GgmlDType, args: &Args) -> anyhow::Result<()> {
         Ok(QTensor::quantize(&t, dtype)?)
     };
     let ones = |n: usize| -> anyhow::Result<QTensor> {
-        Ok(QTensor::quantize(&Tensor::ones(n, candle_core::DType::F32, &device)?, GgmlDType::F32)?)
+        Ok(QTensor::quantize(
+            &Tensor::ones(n, candle_core::DType::F32, &device)?,
+            GgmlDType::F32,
+        )?)
     };
     let mut tensors = vec![
         ("token_embd.weight".to_string(), matrix(args.vocab, HIDDEN)?),
@@ -117,7 +120,9 @@ fn main() -> anyhow::Result<()> {
     let types = [GgmlDType::F32, GgmlDType::Q8_0, GgmlDType::Q4K];
     let mut models = Vec::new();
     for dtype in types {
-        let path = args.dir.join(format!("qwen3-0.6b-shape-{}l-{dtype:?}.gguf", args.layers));
+        let path = args
+            .dir
+            .join(format!("qwen3-0.6b-shape-{}l-{dtype:?}.gguf", args.layers));
         if !path.exists() {
             eprintln!("writing {}", path.display());
             write(&path, dtype, &args).with_context(|| path.display().to_string())?;
@@ -171,7 +176,11 @@ fn main() -> anyhow::Result<()> {
             *size as f64 / (1 << 20) as f64,
             rate,
             rate / f32_rate,
-            s[1..].iter().map(|v| format!("{v:.2}s")).collect::<Vec<_>>().join(", ")
+            s[1..]
+                .iter()
+                .map(|v| format!("{v:.2}s"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())

@@ -65,10 +65,20 @@ fn check(model: &str, pooling: Pooling) {
             .tokenize(&reference.texts, &Request::documents())
             .unwrap();
         for (i, (got, want)) in ids.iter().zip(&reference.ids).enumerate() {
-            assert_eq!(got, want, "{label}: ids of text {i} {:?}", reference.texts[i]);
+            assert_eq!(
+                got, want,
+                "{label}: ids of text {i} {:?}",
+                reference.texts[i]
+            );
         }
         let batch = embedder.embed(&reference.texts).unwrap();
-        assert_rows_close(&label, &batch, &expected.embeddings, min_cos(&expected.kind), 1.0);
+        assert_rows_close(
+            &label,
+            &batch,
+            &expected.embeddings,
+            min_cos(&expected.kind),
+            1.0,
+        );
         let alone = one_at_a_time(&embedder, &reference.texts);
         assert_same_rows(&format!("{label} batch"), &batch, &alone, 0.99999);
 
@@ -119,10 +129,19 @@ fn metadata_sets_the_spec_and_precision_is_f32() {
     assert!(spec.query_template.is_some());
 
     let path = fixture("gguf/qwen3-wide-q4_k.gguf");
-    let bf16 = Embedder::load(path.to_str().unwrap(), cpu().with_precision(Precision::BF16));
+    let bf16 = Embedder::load(
+        path.to_str().unwrap(),
+        cpu().with_precision(Precision::BF16),
+    );
     let err = bf16.unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidOption { option: "precision", .. }),
+        matches!(
+            &err,
+            Error::InvalidOption {
+                option: "precision",
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -133,7 +152,10 @@ fn a_file_that_is_not_gguf_is_refused() {
     let path = dir.path().join("model.gguf");
     std::fs::write(&path, b"{\"not\": \"gguf\"}").unwrap();
     let err = Embedder::load(path.to_str().unwrap(), cpu()).unwrap_err();
-    assert!(matches!(&err, Error::NotGguf { path: p, .. } if *p == path), "{err}");
+    assert!(
+        matches!(&err, Error::NotGguf { path: p, .. } if *p == path),
+        "{err}"
+    );
 
     let truncated = dir.path().join("truncated.gguf");
     let bytes = std::fs::read(fixture("gguf/qwen3-narrow-f16.gguf")).unwrap();

@@ -244,7 +244,12 @@ fn quantized_qwen3_on_the_gpu_matches_the_dequantized_reference() {
         // more rows run on dequantized weights), so a one-token text alone may take the other
         // kernel: within the quantized tolerance, not bit for bit.
         let alone = one_at_a_time(&embedder, &reference.texts);
-        assert_same_rows(&format!("{file} batch invariance"), &together, &alone, 0.999);
+        assert_same_rows(
+            &format!("{file} batch invariance"),
+            &together,
+            &alone,
+            0.999,
+        );
     }
 }
 

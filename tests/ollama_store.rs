@@ -11,13 +11,18 @@ use rembed::{Device, Embedder, Error, OllamaMissing, Options};
 use sha2::{Digest, Sha256};
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Writes the tag's manifest naming `digest` as its model layer, and the blob `bytes` under
 /// `blob_digest`'s name (none when `None`).
 fn publish(store: &Path, name: &str, tag: &str, digest: &str, blob: Option<(&str, &[u8])>) {
-    let dir = store.join("manifests/registry.ollama.ai/library").join(name);
+    let dir = store
+        .join("manifests/registry.ollama.ai/library")
+        .join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -90,7 +95,13 @@ fn ollama_names_resolve_to_verified_gguf_blobs() {
 
     // A blob whose content is not what its name says (an interrupted pull).
     let wrong = sha256(b"other content");
-    publish(&root, "tiny", "corrupt", &wrong, Some((&wrong, &gguf[..gguf.len() / 2])));
+    publish(
+        &root,
+        "tiny",
+        "corrupt",
+        &wrong,
+        Some((&wrong, &gguf[..gguf.len() / 2])),
+    );
     let err = load("ollama:tiny:corrupt").unwrap_err();
     assert!(
         matches!(&err, Error::DigestMismatch { expected, .. } if *expected == wrong),

@@ -217,7 +217,9 @@ mod tests {
     use crate::layers::linear::{linear_no_bias, with_quantized};
 
     fn fixture(file: &str) -> Arc<GgufFile> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf").join(file);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/gguf")
+            .join(file);
         Arc::new(GgufFile::open(&path).unwrap())
     }
 
@@ -226,10 +228,16 @@ mod tests {
     #[test]
     fn block_types_stay_quantized_and_the_rest_is_dense() {
         let q4k = GgufWeights::new(fixture("qwen3-wide-q4_k.gguf"), &Device::Cpu);
-        let q_proj = q4k.matrix("layers.0.self_attn.q_proj.weight").unwrap().unwrap();
+        let q_proj = q4k
+            .matrix("layers.0.self_attn.q_proj.weight")
+            .unwrap()
+            .unwrap();
         assert_eq!(q_proj.dtype(), GgmlDType::Q4K);
         assert_eq!(q_proj.shape().dims(), [256, 256]);
-        assert!(q4k.matrix("layers.0.input_layernorm.weight").unwrap().is_none());
+        assert!(q4k
+            .matrix("layers.0.input_layernorm.weight")
+            .unwrap()
+            .is_none());
         let vb = q4k.var_builder();
         let norm = vb.get(256, "norm.weight").unwrap();
         assert_eq!(norm.dtype(), DType::F32);
@@ -242,7 +250,10 @@ mod tests {
         assert!(layer.is_quantized());
 
         let f16 = GgufWeights::new(fixture("qwen3-narrow-f16.gguf"), &Device::Cpu);
-        assert!(f16.matrix("layers.0.self_attn.q_proj.weight").unwrap().is_none());
+        assert!(f16
+            .matrix("layers.0.self_attn.q_proj.weight")
+            .unwrap()
+            .is_none());
         let vb = f16.var_builder();
         let layer = with_quantized(Arc::new(f16), || {
             linear_no_bias(40, 48, vb.pp("layers.0.self_attn.q_proj"))

@@ -76,7 +76,10 @@ mod tests {
             gguf_name(qwen3, "layers.12.self_attn.q_proj.weight").as_deref(),
             Some("blk.12.attn_q.weight")
         );
-        assert_eq!(gguf_name(qwen3, "norm.weight").as_deref(), Some("output_norm.weight"));
+        assert_eq!(
+            gguf_name(qwen3, "norm.weight").as_deref(),
+            Some("output_norm.weight")
+        );
         assert_eq!(gguf_name(qwen3, "layers.x.mlp.up_proj.weight"), None);
         assert_eq!(gguf_name(qwen3, "lm_head.weight"), None);
         let nomic = table(Architecture::NomicBert).unwrap();

@@ -135,8 +135,14 @@ mod tests {
 
     #[test]
     fn tags_default_to_latest() {
-        assert_eq!(name_and_tag("qwen3-embedding:8b"), ("qwen3-embedding", "8b"));
-        assert_eq!(name_and_tag("nomic-embed-text"), ("nomic-embed-text", "latest"));
+        assert_eq!(
+            name_and_tag("qwen3-embedding:8b"),
+            ("qwen3-embedding", "8b")
+        );
+        assert_eq!(
+            name_and_tag("nomic-embed-text"),
+            ("nomic-embed-text", "latest")
+        );
         assert_eq!(name_and_tag("user/model:q4"), ("user/model", "q4"));
     }
 }

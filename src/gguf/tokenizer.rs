@@ -74,7 +74,8 @@ impl Vocabulary<'_> {
 
     /// `start $A end`, where either may be absent.
     fn template(&self, start: Option<u32>, end: Option<u32>) -> Json {
-        let piece = |id: u32| json!({"SpecialToken": {"id": self.tokens[id as usize], "type_id": 0}});
+        let piece =
+            |id: u32| json!({"SpecialToken": {"id": self.tokens[id as usize], "type_id": 0}});
         let mut single = Vec::new();
         single.extend(start.map(piece));
         single.push(json!({"Sequence": {"id": "A", "type_id": 0}}));
@@ -87,7 +88,10 @@ impl Vocabulary<'_> {
             .chain(end)
             .map(|id| {
                 let token = &self.tokens[id as usize];
-                (token.clone(), json!({"id": token, "ids": [id], "tokens": [token]}))
+                (
+                    token.clone(),
+                    json!({"id": token, "ids": [id], "tokens": [token]}),
+                )
             })
             .collect();
         json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": special})
@@ -133,8 +137,16 @@ impl Vocabulary<'_> {
             .enumerate()
             .map(|(id, t)| (t.clone(), json!(id)))
             .collect();
-        let start = self.flag("add_bos_token").unwrap_or(false).then(|| self.id("bos_token_id")).flatten();
-        let end = self.flag("add_eos_token").unwrap_or(false).then(|| self.id("eos_token_id")).flatten();
+        let start = self
+            .flag("add_bos_token")
+            .unwrap_or(false)
+            .then(|| self.id("bos_token_id"))
+            .flatten();
+        let end = self
+            .flag("add_eos_token")
+            .unwrap_or(false)
+            .then(|| self.id("eos_token_id"))
+            .flatten();
         Ok(json!({
             "normalizer": {"type": "NFC"},
             "pre_tokenizer": pre_tokenizer,
@@ -161,12 +173,16 @@ impl Vocabulary<'_> {
         let sep = if self.flag("add_sep_token") == Some(true) {
             self.id("seperator_token_id")
         } else {
-            self.id("eos_token_id").or_else(|| self.id("seperator_token_id"))
+            self.id("eos_token_id")
+                .or_else(|| self.id("seperator_token_id"))
         };
-        let start = (self.flag("add_bos_token") != Some(false)).then_some(cls).flatten();
-        let end = (self.flag("add_eos_token") != Some(false) || self.flag("add_sep_token") == Some(true))
-            .then_some(sep)
+        let start = (self.flag("add_bos_token") != Some(false))
+            .then_some(cls)
             .flatten();
+        let end = (self.flag("add_eos_token") != Some(false)
+            || self.flag("add_sep_token") == Some(true))
+        .then_some(sep)
+        .flatten();
         Ok(json!({
             "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
                            "strip_accents": null, "lowercase": true},

@@ -163,12 +163,14 @@ mod tests {
         let b = Tensor::randn(0f32, 0.1, 8, &device).unwrap();
         let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap());
         let dq = q.dequantize(&device).unwrap();
-        let tensors = [("proj.weight".to_string(), dq.clone()), ("proj.bias".to_string(), b)];
+        let tensors = [
+            ("proj.weight".to_string(), dq.clone()),
+            ("proj.bias".to_string(), b),
+        ];
         let vb = VarBuilder::from_tensors(tensors.into_iter().collect(), DType::F32, &device);
         let x = Tensor::randn(0f32, 1.0, (3, 5, 64), &device).unwrap();
 
-        let quantized =
-            with_quantized(Arc::new(One(q)), || linear(64, 8, vb.pp("proj"))).unwrap();
+        let quantized = with_quantized(Arc::new(One(q)), || linear(64, 8, vb.pp("proj"))).unwrap();
         assert!(matches!(quantized.weight, Weight::Quantized(_)));
         let dense = linear(64, 8, vb.pp("proj")).unwrap();
         assert!(matches!(dense.weight, Weight::Dense(_)));
@@ -177,12 +179,18 @@ mod tests {
         let (a, e) = (quantized.forward(&x).unwrap(), dense.forward(&x).unwrap());
         let err = (a - &e).unwrap().abs().unwrap().max_all().unwrap();
         let scale = e.abs().unwrap().max_all().unwrap();
-        let (err, scale) = (err.to_scalar::<f32>().unwrap(), scale.to_scalar::<f32>().unwrap());
+        let (err, scale) = (
+            err.to_scalar::<f32>().unwrap(),
+            scale.to_scalar::<f32>().unwrap(),
+        );
         assert!(err < 0.02 * scale, "{err} vs {scale}");
 
-        let wrong = with_quantized(Arc::new(One(Arc::new(
-            QTensor::quantize(&w.t().unwrap().contiguous().unwrap(), GgmlDType::F32).unwrap(),
-        ))), || linear(64, 8, vb.pp("proj")));
+        let wrong = with_quantized(
+            Arc::new(One(Arc::new(
+                QTensor::quantize(&w.t().unwrap().contiguous().unwrap(), GgmlDType::F32).unwrap(),
+            ))),
+            || linear(64, 8, vb.pp("proj")),
+        );
         assert!(wrong.is_err());
     }
 }

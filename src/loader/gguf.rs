@@ -28,7 +28,10 @@ pub(crate) fn load(
             missing: OllamaMissing::Store,
             path: PathBuf::from("~/.ollama/models"),
         })?;
-        (ollama::resolve(&store, reference)?, ollama_entry(registry, reference))
+        (
+            ollama::resolve(&store, reference)?,
+            ollama_entry(registry, reference),
+        )
     } else if Path::new(model)
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
@@ -41,7 +44,10 @@ pub(crate) fn load(
     let config = file.config()?;
     let shape = config.shape()?;
     let architecture = file.architecture();
-    if let Some(spec) = registered.as_ref().filter(|s| s.architecture != architecture) {
+    if let Some(spec) = registered
+        .as_ref()
+        .filter(|s| s.architecture != architecture)
+    {
         return Err(file.malformed(format!(
             "architecture `{architecture}`, but the registry lists `{}` as `{}`",
             spec.name, spec.architecture
