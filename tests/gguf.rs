@@ -157,6 +157,20 @@ fn a_file_that_is_not_gguf_is_refused() {
         "{err}"
     );
 
+    // A GGUF file of an architecture rembed does not read from GGUF.
+    let bert = dir.path().join("bert.gguf");
+    let arch = candle_core::quantized::gguf_file::Value::String("bert".into());
+    let mut out = std::fs::File::create(&bert).unwrap();
+    candle_core::quantized::gguf_file::write(&mut out, &[("general.architecture", &arch)], &[])
+        .unwrap();
+    drop(out);
+    let err = Embedder::load(bert.to_str().unwrap(), cpu()).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsupportedArchitecture { architecture, supported, .. }
+            if architecture == "bert" && supported.contains("qwen3")),
+        "{err}"
+    );
+
     let truncated = dir.path().join("truncated.gguf");
     let bytes = std::fs::read(fixture("gguf/qwen3-narrow-f16.gguf")).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();

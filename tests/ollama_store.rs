@@ -76,6 +76,8 @@ fn ollama_names_resolve_to_verified_gguf_blobs() {
     let registered = load("ollama:qwen3-embedding:0.6b-q4_K_M").unwrap();
     assert_eq!(registered.spec().name, "qwen3-embedding-0.6b");
     assert_eq!(registered.dim(), 256);
+    // Its weights are the blob, not the registry's Hugging Face repo.
+    assert!(registered.spec().repo.is_empty());
 
     let err = load("ollama:tiny:q8").unwrap_err();
     assert!(

@@ -74,17 +74,12 @@ impl GgufFile {
             .and_then(|v| v.to_string().ok())
             .cloned()
             .unwrap_or_default();
-        let architecture = match name.as_str() {
-            "qwen3" => Architecture::Qwen3,
-            "nomic-bert" => Architecture::NomicBert,
-            _ => {
-                return Err(Error::UnsupportedArchitecture {
-                    model: path.display().to_string(),
-                    architecture: name,
-                    supported: "qwen3, nomic-bert (from GGUF)".into(),
-                })
-            }
-        };
+        let architecture =
+            names::architecture(&name).ok_or_else(|| Error::UnsupportedArchitecture {
+                model: path.display().to_string(),
+                architecture: name.clone(),
+                supported: format!("{} (from GGUF)", names::supported()),
+            })?;
         Ok(Self {
             path: path.to_path_buf(),
             content,
@@ -107,10 +102,7 @@ impl GgufFile {
 
     /// `{arch}.{key}`, the architecture's own hyper-parameters.
     pub(crate) fn arch_value(&self, key: &str) -> Option<&Value> {
-        let arch = match self.architecture {
-            Architecture::Qwen3 => "qwen3",
-            _ => "nomic-bert",
-        };
+        let arch = names::arch_name(self.architecture)?;
         self.value(&format!("{arch}.{key}"))
     }
 

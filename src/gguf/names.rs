@@ -38,6 +38,33 @@ const NOMIC_BERT: Table = &[
     ("encoder.layers.{i}.norm2", "blk.{i}.layer_output_norm"),
 ];
 
+/// `general.architecture` of the architectures rembed reads from GGUF.
+const ARCHITECTURES: [(Architecture, &str); 2] = [
+    (Architecture::Qwen3, "qwen3"),
+    (Architecture::NomicBert, "nomic-bert"),
+];
+
+/// The architecture a GGUF file names, if rembed reads it.
+pub(crate) fn architecture(gguf_name: &str) -> Option<Architecture> {
+    ARCHITECTURES
+        .iter()
+        .find(|(_, name)| *name == gguf_name)
+        .map(|(a, _)| *a)
+}
+
+/// The GGUF name of an architecture (the prefix of its metadata keys).
+pub(crate) fn arch_name(architecture: Architecture) -> Option<&'static str> {
+    ARCHITECTURES
+        .iter()
+        .find(|(a, _)| *a == architecture)
+        .map(|(_, name)| *name)
+}
+
+/// The names rembed reads, for messages.
+pub(crate) fn supported() -> String {
+    ARCHITECTURES.map(|(_, name)| name).join(", ")
+}
+
 /// The table of an architecture rembed reads from GGUF, `None` for the others.
 pub(crate) fn table(architecture: Architecture) -> Option<Table> {
     match architecture {

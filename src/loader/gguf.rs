@@ -77,7 +77,10 @@ pub(crate) fn load(
         max_length: Some(facts.context_length),
         ..StSettings::default()
     };
-    let spec = merge(base, &settings, &shape, options)?;
+    let mut spec = merge(base, &settings, &shape, options)?;
+    // The weights are this file, not the registry's Hugging Face repo: nothing downstream (the
+    // corpus job's provenance) may take the repo's files for them.
+    spec.repo.clear();
     let tokenizer = file.tokenizer(&spec.name)?;
     Ok(Some(ModelFiles {
         spec,
