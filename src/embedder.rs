@@ -142,19 +142,7 @@ impl Embedder {
             .iter()
             .map(|&choice| resolve_device(choice))
             .collect::<Result<Vec<_>>>()?;
-        let dtype = match weights.activation_dtype() {
-            None => resolve_dtype(options.precision, &devices[0]),
-            Some(fixed) if matches!(options.precision, Precision::Auto) || precision_of(fixed) == options.precision => fixed,
-            Some(fixed) => {
-                return Err(Error::InvalidOption {
-                    option: "precision",
-                    reason: format!(
-                        "`{}` is a GGUF model, which runs in {fixed:?} (its weights keep their own type)",
-                        spec.name
-                    ),
-                })
-            }
-        };
+        let dtype = activation_dtype(weights, options.precision, &devices[0], &spec.name)?;
         let replicas = devices
             .into_iter()
             .map(|device| load_replica(config, weights, heads, device, dtype))
@@ -345,6 +333,26 @@ impl Embedder {
             return Err(missing(COLBERT_FILE));
         }
         Ok(())
+    }
+}
+
+/// The precision the network runs in: the options' (resolved for the device), unless the weights
+/// dictate one (GGUF: f32), which an explicit other choice cannot override.
+fn activation_dtype(
+    weights: &WeightSource,
+    precision: Precision,
+    device: &candle_core::Device,
+    model: &str,
+) -> Result<DType> {
+    match weights.activation_dtype() {
+        None => Ok(resolve_dtype(precision, device)),
+        Some(fixed) if precision == Precision::Auto || precision_of(fixed) == precision => Ok(fixed),
+        Some(fixed) => Err(Error::InvalidOption {
+            option: "precision",
+            reason: format!(
+                "`{model}` is a GGUF model, which runs in {fixed:?} (its matrices keep their own type)"
+            ),
+        }),
     }
 }
 
