@@ -9,8 +9,10 @@
 //!   llama.cpp's WordPiece does); `[CLS] $A [SEP]`.
 //!
 //! Control tokens become special added tokens, so a literal `<|endoftext|>` in a text is that
-//! token, as with `tokenizer.json`. Other models (SentencePiece `llama`, unigram `t5`) are
-//! refused: their normalizers are not in the metadata, and guessing them would give other ids.
+//! token, as with `tokenizer.json`. Other models (SentencePiece `llama`, unigram `t5` as
+//! bge-m3's GGUF has it, with a precompiled normalizer) are refused: their rebuilding has not
+//! been checked against a `tokenizer.json`, and a tokenizer that is slightly off gives other ids
+//! without any error.
 
 use serde_json::{json, Value as Json};
 use tokenizers::Tokenizer;
