@@ -274,6 +274,70 @@ impl GgufFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::Architecture;
+    use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
+
+    /// A header-only GGUF file with this tokenizer metadata.
+    fn file(entries: Vec<(&str, Value)>) -> GgufFile {
+        let strings =
+            |v: &[&str]| Value::Array(v.iter().map(|s| Value::String(s.to_string())).collect());
+        let mut metadata: std::collections::HashMap<String, Value> = [
+            ("tokenizer.ggml.model", Value::String("gpt2".into())),
+            ("tokenizer.ggml.pre", Value::String("qwen2".into())),
+            (
+                "tokenizer.ggml.tokens",
+                strings(&["a", "b", "ab", "<|endoftext|>"]),
+            ),
+            (
+                "tokenizer.ggml.token_type",
+                Value::Array([1, 1, 1, 3].map(Value::I32).to_vec()),
+            ),
+            ("tokenizer.ggml.merges", strings(&["a b"])),
+            ("tokenizer.ggml.eos_token_id", Value::U32(3)),
+            ("tokenizer.ggml.add_eos_token", Value::Bool(true)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        metadata.extend(entries.into_iter().map(|(k, v)| (k.to_string(), v)));
+        GgufFile {
+            path: "t.gguf".into(),
+            content: Content {
+                magic: VersionedMagic::GgufV3,
+                metadata,
+                tensor_infos: Default::default(),
+                tensor_data_offset: 0,
+            },
+            architecture: Architecture::Qwen3,
+        }
+    }
+
+    #[test]
+    fn bpe_merges_control_tokens_and_the_end_token() {
+        let tokenizer = file(Vec::new()).tokenizer("m").unwrap();
+        let ids = |text: &str| tokenizer.encode(text, true).unwrap().get_ids().to_vec();
+        assert_eq!(ids("ab"), [2, 3]);
+        assert_eq!(ids("ab<|endoftext|>b"), [2, 3, 1, 3]);
+        let bare = file(vec![("tokenizer.ggml.add_eos_token", Value::Bool(false))]);
+        let ids = bare.tokenizer("m").unwrap().encode("ba", true).unwrap();
+        assert_eq!(ids.get_ids(), [1, 0]);
+    }
+
+    #[test]
+    fn unknown_tokenizers_are_refused_by_name() {
+        for (key, value) in [
+            ("tokenizer.ggml.pre", "llama-bpe"),
+            ("tokenizer.ggml.model", "t5"),
+        ] {
+            let err = file(vec![(key, Value::String(value.into()))])
+                .tokenizer("m")
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Tokenizer { reason, .. } if reason.contains(value)),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn wordpiece_tokens_come_back() {
