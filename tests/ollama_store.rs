@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::{assert_same_rows, fixture};
-use rembed::{Device, Embedder, Error, OllamaMissing, Options};
+use rembed::{Device, Embedder, Error, OllamaMissing, Options, Request};
 use sha2::{Digest, Sha256};
 
 fn sha256(bytes: &[u8]) -> String {
@@ -78,6 +78,34 @@ fn ollama_names_resolve_to_verified_gguf_blobs() {
     assert_eq!(registered.dim(), 256);
     // Its weights are the blob, not the registry's Hugging Face repo.
     assert!(registered.spec().repo.is_empty());
+    // Matryoshka rules from the registry: any dimension from 32, truncated and normalized.
+    let small = registered
+        .embed_with(&texts, &Request::default().with_dim(64))
+        .unwrap()
+        .dense;
+    assert_eq!(small.ncols(), 64);
+    assert!(small
+        .rows()
+        .into_iter()
+        .all(|r| (r.dot(&r) - 1.0).abs() < 1e-4));
+
+    // nomic-embed-text's prompts and Matryoshka dimensions, below the file's width of 256.
+    let nomic = std::fs::read(fixture("gguf/nomic-bert-wide-q4_k.gguf")).unwrap();
+    let nomic_digest = sha256(&nomic);
+    publish(
+        &root,
+        "nomic-embed-text",
+        "v1.5",
+        &nomic_digest,
+        Some((&nomic_digest, &nomic)),
+    );
+    let nomic = load("ollama:nomic-embed-text:v1.5").unwrap();
+    let spec = nomic.spec();
+    assert_eq!(spec.name, "nomic-embed-text-v1.5");
+    assert_eq!(spec.document_prompt, "search_document: ");
+    assert_eq!(spec.query_prompt, "search_query: ");
+    assert_eq!(spec.matryoshka_dims, [64, 128]);
+    assert_eq!(spec.pooling, rembed::Pooling::Mean);
 
     let err = load("ollama:tiny:q8").unwrap_err();
     assert!(
