@@ -57,15 +57,17 @@ impl std::fmt::Debug for Embedder {
 
 impl Embedder {
     /// Loads a model by registry name or alias (`all-minilm-l6-v2`, `qwen3-embedding:8b`), Hugging
-    /// Face repo id (`BAAI/bge-m3`) or local directory in sentence-transformers layout.
+    /// Face repo id (`BAAI/bge-m3`), local directory in sentence-transformers layout, GGUF file
+    /// (`model.gguf`; Qwen3 and nomic-bert, quantized or not) or model in Ollama's store
+    /// (`ollama:qwen3-embedding:8b`, read from `$OLLAMA_MODELS` or `~/.ollama/models`, its
+    /// digest checked). A GGUF model runs in f32 activations, its matrices in their own type.
     pub fn load(model: &str, options: Options) -> Result<Self> {
         let files = loader::load(model, &options)?;
-        let weights = WeightSource::Files(files.weights);
         Self::build(
             files.spec,
             &files.config,
             files.tokenizer,
-            &weights,
+            &files.weights,
             &files.heads,
             &options,
         )
@@ -140,7 +142,7 @@ impl Embedder {
             .iter()
             .map(|&choice| resolve_device(choice))
             .collect::<Result<Vec<_>>>()?;
-        let dtype = resolve_dtype(options.precision, &devices[0]);
+        let dtype = activation_dtype(weights, options.precision, &devices[0], &spec.name)?;
         let replicas = devices
             .into_iter()
             .map(|device| load_replica(config, weights, heads, device, dtype))
@@ -331,6 +333,26 @@ impl Embedder {
             return Err(missing(COLBERT_FILE));
         }
         Ok(())
+    }
+}
+
+/// The precision the network runs in: the options' (resolved for the device), unless the weights
+/// dictate one (GGUF: f32), which an explicit other choice cannot override.
+fn activation_dtype(
+    weights: &WeightSource,
+    precision: Precision,
+    device: &candle_core::Device,
+    model: &str,
+) -> Result<DType> {
+    match weights.activation_dtype() {
+        None => Ok(resolve_dtype(precision, device)),
+        Some(fixed) if precision == Precision::Auto || precision_of(fixed) == precision => Ok(fixed),
+        Some(fixed) => Err(Error::InvalidOption {
+            option: "precision",
+            reason: format!(
+                "`{model}` is a GGUF model, which runs in {fixed:?} (its matrices keep their own type)"
+            ),
+        }),
     }
 }
 

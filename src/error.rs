@@ -179,9 +179,67 @@ pub enum Error {
         reason: String,
     },
 
+    /// Occurs when an `ollama:` model is not in Ollama's store: no store, no manifest for the
+    /// tag, no model layer in the manifest, or no blob for it.
+    #[error("Ollama model `{model}`: {missing} (looked at {})", .path.display())]
+    OllamaNotFound {
+        /// `NAME:TAG` as resolved.
+        model: String,
+        /// What was missing.
+        missing: OllamaMissing,
+        /// Where rembed looked for it.
+        path: PathBuf,
+    },
+
+    /// Occurs when a file's SHA-256 differs from the digest it is stored under (an interrupted
+    /// download, or a file changed since).
+    #[error("{} does not match its digest: expected sha256 {expected}, found {actual}", .path.display())]
+    DigestMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The digest it should have.
+        expected: String,
+        /// The digest it has.
+        actual: String,
+    },
+
+    /// Occurs when a file given as a GGUF model is not one (wrong magic, truncated header).
+    #[error("{} is not a GGUF file: {reason}", .path.display())]
+    NotGguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// Occurs when the tensor library fails (shape mismatch in a checkpoint, kernel failure).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+/// What was missing from Ollama's store (see [`Error::OllamaNotFound`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OllamaMissing {
+    /// The store directory itself (`$OLLAMA_MODELS`, else `~/.ollama/models`).
+    Store,
+    /// The tag's manifest: the model was never pulled, or under another tag.
+    Manifest,
+    /// A layer of media type `application/vnd.ollama.image.model` in the manifest.
+    ModelLayer,
+    /// The blob the manifest names.
+    Blob,
+}
+
+impl std::fmt::Display for OllamaMissing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Store => "no Ollama model store (set OLLAMA_MODELS to its directory)",
+            Self::Manifest => "not pulled: no manifest for this tag (`ollama pull` it)",
+            Self::ModelLayer => "the manifest lists no model layer",
+            Self::Blob => "the model blob is missing from the store",
+        })
+    }
 }
 
 fn suggest(suggestions: &[String]) -> String {

@@ -59,6 +59,7 @@ mod device;
 mod embedder;
 mod error;
 mod flops;
+mod gguf;
 pub mod gpu_memory;
 mod halving;
 mod hash;
@@ -88,7 +89,7 @@ mod tokenize;
 mod weights;
 
 pub use embedder::Embedder;
-pub use error::{Error, Result};
+pub use error::{Error, OllamaMissing, Result};
 pub use flops::FlopCount;
 pub use halving::{Failure, FailureKind};
 pub use inputs::{Inputs, TokenIds};

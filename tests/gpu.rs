@@ -215,6 +215,44 @@ fn batch_invariance_on_the_gpu() {
     }
 }
 
+/// `tests/fixtures/gguf/qwen3-wide/reference.json` (written by `generate_gguf.py`): vectors
+/// of each quantized file's weights dequantized to f32, by transformers.
+#[derive(serde::Deserialize)]
+struct GgufReference {
+    texts: Vec<String>,
+    files: std::collections::BTreeMap<String, GgufFile>,
+}
+
+#[derive(serde::Deserialize)]
+struct GgufFile {
+    embeddings: Vec<Vec<f32>>,
+}
+
+#[test]
+fn quantized_qwen3_on_the_gpu_matches_the_dequantized_reference() {
+    let path = fixture("gguf/qwen3-wide/reference.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let reference: GgufReference = serde_json::from_str(&text).unwrap();
+    assert!(!reference.files.is_empty());
+    for (file, expected) in &reference.files {
+        let embedder = load(&format!("gguf/{file}"), cuda());
+        assert_eq!(embedder.precision(), Precision::F32, "{file}");
+        let together = embedder.embed(&reference.texts).unwrap();
+        // CUDA's quantized kernels quantize the activations too, as the CPU's do.
+        assert_rows_close(file, &together, &expected.embeddings, 0.999, 1.0);
+        // candle picks its CUDA kernel by row count (a one-row product quantizes the input,
+        // more rows run on dequantized weights), so a one-token text alone may take the other
+        // kernel: within the quantized tolerance, not bit for bit.
+        let alone = one_at_a_time(&embedder, &reference.texts);
+        assert_same_rows(
+            &format!("{file} batch invariance"),
+            &together,
+            &alone,
+            0.999,
+        );
+    }
+}
+
 #[test]
 fn two_replicas_on_one_device_match_one() {
     let texts = long_texts(64);

@@ -3,5 +3,6 @@
 
 pub(crate) mod activation;
 pub(crate) mod attention;
+pub(crate) mod linear;
 pub(crate) mod norm;
 pub(crate) mod rotary;

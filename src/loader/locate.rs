@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tokenizers::Tokenizer;
 
+use super::files::ModelFiles;
 use super::heads::find_heads;
 use super::hub::HubRepo;
 use super::merge::merge;
@@ -12,25 +13,18 @@ use super::sentence_transformers::StSettings;
 use super::source::{read_json, FileSource, LocalDir};
 use super::weights::safetensors_files;
 use crate::error::{Error, Result};
-use crate::models::heads::HeadFiles;
 use crate::models::Config;
 use crate::options::Options;
 use crate::registry::{ModelSpec, Registry, DEFAULT_REVISION};
-
-/// A model found and read, ready to be put on devices.
-pub(crate) struct ModelFiles {
-    pub spec: ModelSpec,
-    pub config: Config,
-    pub tokenizer: Tokenizer,
-    /// Safetensors files, shards in index order.
-    pub weights: Vec<PathBuf>,
-    pub heads: HeadFiles,
-}
+use crate::weights::WeightSource;
 
 /// Finds `model` and reads its files; the registry comes from `options` (built-in, plus the
 /// user's file).
 pub(crate) fn load(model: &str, options: &Options) -> Result<ModelFiles> {
     let registry = Registry::with_user_file(options.registry_file.as_deref())?;
+    if let Some(files) = super::gguf::load(model, &registry, options)? {
+        return Ok(files);
+    }
     let (source, registered) = find(model, &registry, options)?;
     let settings = StSettings::read(source.as_ref())?;
     let config_path = source.require(&settings.transformer_file("config.json"))?;
@@ -95,7 +89,10 @@ pub(crate) fn load(model: &str, options: &Options) -> Result<ModelFiles> {
         path: tokenizer_path.clone(),
         reason: e.to_string(),
     })?;
-    let weights = safetensors_files(source.as_ref(), &settings.transformer_dir)?;
+    let weights = WeightSource::Files(safetensors_files(
+        source.as_ref(),
+        &settings.transformer_dir,
+    )?);
     let heads = find_heads(source.as_ref(), &tokenizer)?;
     Ok(ModelFiles {
         spec,

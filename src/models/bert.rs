@@ -5,12 +5,13 @@
 //! fairseq reserved the positions up to the padding index, and in its weight-name prefix.
 
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::encoder::{Encoder, ModelInput};
 use super::shape::Shape;
 use crate::layers::attention::{merge_heads, scaled_dot_product, split_heads, AttentionMask};
+use crate::layers::linear::{linear, Linear};
 use crate::layers::norm::layer_norm;
 
 /// The fields of `config.json` that the forward pass needs.
@@ -144,10 +145,10 @@ impl Attention {
         let h = cfg.hidden_size;
         let this = vb.pp("self");
         Ok(Self {
-            query: candle_nn::linear(h, h, this.pp("query"))?,
-            key: candle_nn::linear(h, h, this.pp("key"))?,
-            value: candle_nn::linear(h, h, this.pp("value"))?,
-            output: candle_nn::linear(h, h, vb.pp("output.dense"))?,
+            query: linear(h, h, this.pp("query"))?,
+            key: linear(h, h, this.pp("key"))?,
+            value: linear(h, h, this.pp("value"))?,
+            output: linear(h, h, vb.pp("output.dense"))?,
             norm: layer_norm(h, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
             heads: cfg.num_attention_heads,
             scale: 1.0 / ((h / cfg.num_attention_heads) as f64).sqrt(),
@@ -175,12 +176,12 @@ impl Layer {
     fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
         Ok(Self {
             attention: Attention::load(vb.pp("attention"), cfg)?,
-            intermediate: candle_nn::linear(
+            intermediate: linear(
                 cfg.hidden_size,
                 cfg.intermediate_size,
                 vb.pp("intermediate.dense"),
             )?,
-            output: candle_nn::linear(
+            output: linear(
                 cfg.intermediate_size,
                 cfg.hidden_size,
                 vb.pp("output.dense"),

@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use ndarray::Array2;
 
 use super::encoder::ModelInput;
+use crate::layers::linear::Linear;
 use crate::pooling::l2_normalize;
 
 /// A text's lexical weights: `relu(sparse_linear(h))` per token, the largest per token id, special
@@ -123,7 +124,7 @@ impl Heads {
     ) -> candle_core::Result<Vec<Array2<f32>>> {
         let head = self.colbert.as_ref().ok_or_else(|| missing("colbert"))?;
         let (batch, seq_len, _) = hidden.dims3()?;
-        let out_dim = head.weight().dim(0)?;
+        let out_dim = head.out_features();
         if seq_len < 2 {
             return Ok(vec![Array2::zeros((0, out_dim)); batch]);
         }
@@ -158,5 +159,5 @@ fn linear(path: &Path, device: &Device) -> Result<Linear, HeadError> {
         .map_err(failed)?;
     let weight = vb.get_unchecked("weight").map_err(failed)?;
     let bias = vb.get_unchecked("bias").map_err(failed)?;
-    Ok(Linear::new(weight, Some(bias)))
+    Linear::new(weight, Some(bias)).map_err(failed)
 }

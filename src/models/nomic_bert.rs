@@ -12,13 +12,14 @@
 //! does not, and a text embedded alone gets exactly the remote code's vector.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::encoder::{Encoder, ModelInput};
 use super::shape::Shape;
 use crate::layers::activation::swiglu;
 use crate::layers::attention::{merge_heads, scaled_dot_product, AttentionMask};
+use crate::layers::linear::{linear_b, Linear};
 use crate::layers::norm::layer_norm;
 use crate::layers::rotary::{DynamicNtk, Rotary, RotaryTables};
 
@@ -185,8 +186,8 @@ impl Attention {
     fn load(vb: VarBuilder, cfg: &Config, dims: &Dims) -> candle_core::Result<Self> {
         let h = dims.hidden;
         Ok(Self {
-            wqkv: candle_nn::linear_b(h, 3 * h, cfg.qkv_proj_bias, vb.pp("Wqkv"))?,
-            out_proj: candle_nn::linear_b(h, h, cfg.qkv_proj_bias, vb.pp("out_proj"))?,
+            wqkv: linear_b(h, 3 * h, cfg.qkv_proj_bias, vb.pp("Wqkv"))?,
+            out_proj: linear_b(h, h, cfg.qkv_proj_bias, vb.pp("out_proj"))?,
             heads: dims.heads,
             head_dim: h / dims.heads,
             scale: 1.0 / ((h / dims.heads) as f64).sqrt(),
@@ -226,9 +227,9 @@ impl Mlp {
     fn load(vb: VarBuilder, cfg: &Config, hidden: usize) -> candle_core::Result<Self> {
         let inner = vb.get_unchecked("fc11.weight")?.dim(0)?;
         Ok(Self {
-            fc11: candle_nn::linear_b(hidden, inner, cfg.mlp_fc1_bias, vb.pp("fc11"))?,
-            fc12: candle_nn::linear_b(hidden, inner, cfg.mlp_fc1_bias, vb.pp("fc12"))?,
-            fc2: candle_nn::linear_b(inner, hidden, cfg.mlp_fc2_bias, vb.pp("fc2"))?,
+            fc11: linear_b(hidden, inner, cfg.mlp_fc1_bias, vb.pp("fc11"))?,
+            fc12: linear_b(hidden, inner, cfg.mlp_fc1_bias, vb.pp("fc12"))?,
+            fc2: linear_b(inner, hidden, cfg.mlp_fc2_bias, vb.pp("fc2"))?,
         })
     }
 

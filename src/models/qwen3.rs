@@ -7,13 +7,14 @@
 //! causally masked, and the pooling (last token) happens elsewhere.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
+use candle_nn::{Embedding, RmsNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::encoder::{Encoder, ModelInput};
 use super::shape::Shape;
 use crate::layers::activation::swiglu;
 use crate::layers::attention::{merge_heads, scaled_dot_product, split_heads, AttentionMask};
+use crate::layers::linear::{linear_b, linear_no_bias, Linear};
 use crate::layers::norm::rms_norm;
 use crate::layers::rotary::{Rotary, RotaryTables};
 
@@ -134,10 +135,10 @@ impl Attention {
         }
         let bias = cfg.attention_bias;
         Ok(Self {
-            q_proj: candle_nn::linear_b(h, heads * d, bias, vb.pp("q_proj"))?,
-            k_proj: candle_nn::linear_b(h, kv_heads * d, bias, vb.pp("k_proj"))?,
-            v_proj: candle_nn::linear_b(h, kv_heads * d, bias, vb.pp("v_proj"))?,
-            o_proj: candle_nn::linear_b(heads * d, h, bias, vb.pp("o_proj"))?,
+            q_proj: linear_b(h, heads * d, bias, vb.pp("q_proj"))?,
+            k_proj: linear_b(h, kv_heads * d, bias, vb.pp("k_proj"))?,
+            v_proj: linear_b(h, kv_heads * d, bias, vb.pp("v_proj"))?,
+            o_proj: linear_b(heads * d, h, bias, vb.pp("o_proj"))?,
             q_norm: rms_norm(d, cfg.rms_norm_eps, vb.pp("q_norm"))?,
             k_norm: rms_norm(d, cfg.rms_norm_eps, vb.pp("k_norm"))?,
             heads,
@@ -185,9 +186,9 @@ impl Mlp {
     fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            gate_proj: candle_nn::linear_no_bias(h, i, vb.pp("gate_proj"))?,
-            up_proj: candle_nn::linear_no_bias(h, i, vb.pp("up_proj"))?,
-            down_proj: candle_nn::linear_no_bias(i, h, vb.pp("down_proj"))?,
+            gate_proj: linear_no_bias(h, i, vb.pp("gate_proj"))?,
+            up_proj: linear_no_bias(h, i, vb.pp("up_proj"))?,
+            down_proj: linear_no_bias(i, h, vb.pp("down_proj"))?,
         })
     }
 
