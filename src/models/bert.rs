@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::encoder::{Encoder, ModelInput};
 use super::shape::Shape;
+use crate::layers::activation::activate;
 use crate::layers::attention::{merge_heads, scaled_dot_product, split_heads, AttentionMask};
 use crate::layers::norm::layer_norm;
 
@@ -196,7 +197,7 @@ impl Layer {
 
     fn forward(&self, x: &Tensor, mask: &AttentionMask) -> candle_core::Result<Tensor> {
         let x = self.attention.forward(x, mask)?;
-        let h = self.activation.forward(&self.intermediate.forward(&x)?)?;
+        let h = activate(self.activation, &self.intermediate.forward(&x)?)?;
         self.norm.forward(&(self.output.forward(&h)? + x)?)
     }
 }
