@@ -136,6 +136,17 @@ pub(crate) fn scaled_dot_product(
             attention_block_elements(q.device()),
         );
     }
+    composed(q, k, v, mask, scale)
+}
+
+/// [`scaled_dot_product`] as candle ops over blocks of queries, whatever the device.
+pub(crate) fn composed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+    scale: f64,
+) -> candle_core::Result<Tensor> {
     let blocks = Blocks::plan(
         q.dim(0)?,
         q.dim(1)?,

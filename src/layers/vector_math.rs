@@ -58,6 +58,59 @@ pub(crate) fn softmax_prefix_in_place(row: &mut [f32], visible: usize) {
     dispatch!(softmax_loop(row: &mut [f32], visible: usize))
 }
 
+/// `layer_norm(x + residual) · weight + bias` of one row into `out` (all the same length), with
+/// the mean and variance of the sum computed in two passes over the row in cache.
+pub(crate) fn add_layer_norm_row(
+    out: &mut [f32],
+    x: &[f32],
+    residual: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    eps: f32,
+) {
+    dispatch!(add_layer_norm_loop(
+        out: &mut [f32],
+        x: &[f32],
+        residual: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        eps: f32
+    ))
+}
+
+#[inline(always)]
+fn add_layer_norm_loop(
+    out: &mut [f32],
+    x: &[f32],
+    residual: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    eps: f32,
+) {
+    for ((o, a), b) in out.iter_mut().zip(x).zip(residual) {
+        *o = a + b;
+    }
+    let n = out.len() as f32;
+    let mean = sum(out) / n;
+    let mut lanes = [0f32; 16];
+    let mut chunks = out.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += (v - mean) * (v - mean);
+        }
+    }
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
+    let variance = (lanes.iter().sum::<f32>() + tail) / n;
+    let inverse_std = 1.0 / (variance + eps).sqrt();
+    for ((o, w), b) in out.iter_mut().zip(weight).zip(bias) {
+        *o = (*o - mean) * inverse_std * w + b;
+    }
+}
+
 #[cfg(test)]
 #[inline(always)]
 fn exp_loop(xs: &mut [f32]) {
