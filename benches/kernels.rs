@@ -28,6 +28,21 @@ fn gelu(c: &mut Criterion) {
     group.finish();
 }
 
+fn swiglu(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let gate = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 1536), &dev).expect("input");
+    let up = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 1536), &dev).expect("input");
+    let mut group = c.benchmark_group("swiglu_cpu");
+    group.throughput(Throughput::Elements(gate.elem_count() as u64));
+    group.bench_function("candle_silu_mul", |b| {
+        b.iter(|| (candle_nn::ops::silu(&gate).expect("silu") * &up).expect("mul"))
+    });
+    group.bench_function("vectorized", |b| {
+        b.iter(|| kernels::swiglu(&gate, &up).expect("swiglu"))
+    });
+    group.finish();
+}
+
 fn add_layer_norm(c: &mut Criterion) {
     let dev = Device::Cpu;
     let x = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 384), &dev).expect("input");
@@ -74,5 +89,5 @@ fn attention(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gelu, add_layer_norm, attention);
+criterion_group!(benches, gelu, swiglu, add_layer_norm, attention);
 criterion_main!(benches);

@@ -12,6 +12,11 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     activation::activate(Activation::Gelu, x)
 }
 
+/// SwiGLU's `silu(gate) · up` as the models run it (one vectorized pass on f32 CPU tensors).
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    activation::swiglu(gate, up)
+}
+
 /// `norm(x + residual)` as the models run it (one fused pass on f32 CPU tensors).
 pub fn add_layer_norm(norm: &LayerNorm, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
     norm::add_layer_norm(norm, x, residual)

@@ -51,6 +51,11 @@ pub(crate) fn gelu_erf_in_place(xs: &mut [f32]) {
     dispatch!(gelu_loop(xs: &mut [f32]))
 }
 
+/// `silu(gate) · up` element-wise into `gate` (SwiGLU's gating), `silu(g) = g / (1 + exp(-g))`.
+pub(crate) fn swiglu_in_place(gate: &mut [f32], up: &[f32]) {
+    dispatch!(swiglu_loop(gate: &mut [f32], up: &[f32]))
+}
+
 /// Softmax of `row[..visible]` in place, and 0 for `row[visible..]`: the probabilities of a
 /// score row whose keys past `visible` are masked (their `exp` underflows to exactly 0 in the
 /// masked computation, so leaving them out changes nothing). `visible` must be at least 1.
@@ -145,6 +150,13 @@ fn sum(xs: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+#[inline(always)]
+fn swiglu_loop(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + exp(-*g)) * u;
+    }
 }
 
 #[inline(always)]
