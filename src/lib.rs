@@ -68,6 +68,8 @@ mod inputs;
 #[cfg(feature = "job")]
 #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
 pub mod job;
+#[doc(hidden)]
+pub mod kernels;
 mod layers;
 mod loader;
 mod long_text;

@@ -12,6 +12,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::device::attention_block_elements;
+use crate::layers::cpu_attention;
 
 /// Which keys each query may see: the real tokens of its own row (padding keys are hidden) and,
 /// when `causal`, only positions up to its own. Built once per forward pass; the additive bias
@@ -114,7 +115,32 @@ const MIN_QUERY_ROWS: usize = 32;
 /// `softmax(q kᵀ · scale + bias) v` for `q` of shape `(B, Hq, L, D)` and `k, v` of shape
 /// `(B, Hkv, L, D)`, `Hkv` dividing `Hq` (grouped-query attention: query head `h` reads key/value
 /// head `h / (Hq / Hkv)`). Returns `(B, Hq, L, D)`.
+///
+/// On the CPU in f32 this is one fused kernel ([`cpu_attention`]), bounded by the same budget;
+/// elsewhere a sequence of candle ops over blocks of queries.
 pub(crate) fn scaled_dot_product(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+    scale: f64,
+) -> candle_core::Result<Tensor> {
+    if q.device().is_cpu() && q.dtype() == DType::F32 {
+        return cpu_attention::attention(
+            q,
+            k,
+            v,
+            &mask.lengths,
+            mask.causal,
+            scale,
+            attention_block_elements(q.device()),
+        );
+    }
+    composed(q, k, v, mask, scale)
+}
+
+/// [`scaled_dot_product`] as candle ops over blocks of queries, whatever the device.
+pub(crate) fn composed(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -325,6 +351,47 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The fused CPU kernel equals the plain computation, reading q/k/v as the strided
+        /// head views of `(B, L, H·D)` projections, with query blocks that do not divide L.
+        #[test]
+        fn fused_cpu_equals_plain(
+            batch in 1usize..4,
+            kv_heads in 1usize..3,
+            groups in 1usize..4,
+            seq_len in 1usize..40,
+            head_dim in 1usize..9,
+            causal in any::<bool>(),
+            max_elements in 1usize..200,
+            cuts in prop::collection::vec(0usize..40, 4),
+        ) {
+            let dev = Device::Cpu;
+            let lengths: Vec<usize> = (0..batch)
+                .map(|i| if i == 0 { seq_len } else { 1 + cuts[i] % seq_len })
+                .collect();
+            let hq = kv_heads * groups;
+            let projection = |heads: usize| {
+                let x = Tensor::randn(0f32, 1.0, (batch, seq_len, heads * head_dim), &dev).unwrap();
+                split_heads(&x, heads).unwrap() // (B, H, L, D), not contiguous
+            };
+            let (q, k, v) = (projection(hq), projection(kv_heads), projection(kv_heads));
+            let scale = 1.0 / (head_dim as f64).sqrt();
+            let fused = cpu_attention::attention(&q, &k, &v, &lengths, causal, scale, max_elements)
+                .unwrap();
+            prop_assert_eq!(fused.dims(), q.dims());
+            let want = plain(
+                &q.contiguous().unwrap(),
+                &k.contiguous().unwrap(),
+                &v.contiguous().unwrap(),
+                &lengths,
+                causal,
+                scale,
+            );
+            let diff = max_diff(&fused, &want);
+            prop_assert!(diff < 1e-5, "max diff {}", diff);
+            // Merging the heads of the fused output needs no copy.
+            prop_assert!(fused.transpose(1, 2).unwrap().is_contiguous());
+        }
 
         /// Blocked attention equals the plain computation: block edges that do not divide L,
         /// grouped-query attention, causal and bidirectional, padding and mixed lengths.

@@ -3,6 +3,8 @@
 
 pub(crate) mod activation;
 pub(crate) mod attention;
+pub(crate) mod cpu_attention;
 pub(crate) mod linear;
 pub(crate) mod norm;
 pub(crate) mod rotary;
+pub(crate) mod vector_math;

@@ -1,6 +1,10 @@
 //! Normalization layers loaded under the names checkpoints actually use.
 
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{LayerNorm, RmsNorm, VarBuilder};
+use rayon::prelude::*;
+
+use crate::layers::vector_math::add_layer_norm_row;
 
 /// A layer norm stored as `weight`/`bias`, or `gamma`/`beta` in checkpoints converted from
 /// TensorFlow BERT.
@@ -18,4 +22,127 @@ pub(crate) fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::
 /// does; a non-contiguous input takes a slower path, so callers pass contiguous rows.
 pub(crate) fn rms_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
     candle_nn::rms_norm(size, eps, vb)
+}
+
+/// `norm(x + residual)`, the post-norm residual step of BERT-style blocks. On the CPU in f32 the
+/// sum and the norm are one pass over each row (no summed tensor is written and read back);
+/// elsewhere candle's add and layer norm.
+pub(crate) fn add_layer_norm(
+    norm: &LayerNorm,
+    x: &Tensor,
+    residual: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let fused = x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && residual.dtype() == DType::F32
+        && x.shape() == residual.shape()
+        && norm.remove_mean()
+        && norm.bias().is_some();
+    match norm.bias() {
+        Some(bias) if fused => {
+            let op = AddLayerNorm {
+                weight: norm.weight().to_dtype(DType::F32)?.to_vec1()?,
+                bias: bias.to_dtype(DType::F32)?.to_vec1()?,
+                eps: norm.eps() as f32,
+            };
+            x.contiguous()?
+                .apply_op2_no_bwd(&residual.contiguous()?, &op)
+        }
+        _ => norm.forward(&(x + residual)?),
+    }
+}
+
+struct AddLayerNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+/// Rows per parallel task.
+const ROWS_PER_TASK: usize = 32;
+
+impl CustomOp2 for AddLayerNorm {
+    fn name(&self) -> &'static str {
+        "add-layer-norm-f32"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        residual: &CpuStorage,
+        residual_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(x_data), Some((xs, xe))) = (x, x_layout.contiguous_offsets()) else {
+            candle_core::bail!("add-layer-norm-f32 takes a contiguous f32 input");
+        };
+        let (CpuStorage::F32(r_data), Some((rs, re))) =
+            (residual, residual_layout.contiguous_offsets())
+        else {
+            candle_core::bail!("add-layer-norm-f32 takes a contiguous f32 residual");
+        };
+        let width = self.weight.len();
+        let (x_data, r_data) = (&x_data[xs..xe], &r_data[rs..re]);
+        if x_layout.shape().dims().last() != Some(&width) || self.bias.len() != width {
+            candle_core::bail!(
+                "add-layer-norm-f32: rows of {:?} against a norm of width {width}",
+                x_layout.shape()
+            );
+        }
+        let mut out = vec![0f32; x_data.len()];
+        out.par_chunks_mut(width * ROWS_PER_TASK)
+            .zip(x_data.par_chunks(width * ROWS_PER_TASK))
+            .zip(r_data.par_chunks(width * ROWS_PER_TASK))
+            .for_each(|((out, x), r)| {
+                for ((o, x), r) in out
+                    .chunks_exact_mut(width)
+                    .zip(x.chunks_exact(width))
+                    .zip(r.chunks_exact(width))
+                {
+                    add_layer_norm_row(o, x, r, &self.weight, &self.bias, self.eps);
+                }
+            });
+        Ok((CpuStorage::F32(out), x_layout.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn fused_add_norm_matches_add_then_norm() {
+        let dev = Device::Cpu;
+        let width = 67;
+        let weight = Tensor::randn(1f32, 0.2, width, &dev).unwrap();
+        let bias = Tensor::randn(0f32, 0.2, width, &dev).unwrap();
+        let norm = LayerNorm::new(weight, bias, 1e-12);
+        // Rows with an offset mean, as hidden states have.
+        let x = (Tensor::randn(0f32, 2.0, (3, 41, width), &dev).unwrap() + 5.0).unwrap();
+        let residual = Tensor::randn(0f32, 1.0, (3, 41, width), &dev).unwrap();
+        let fused = add_layer_norm(&norm, &x, &residual).unwrap();
+        // The plain computation in f64.
+        let sum =
+            (x.to_dtype(DType::F64).unwrap() + residual.to_dtype(DType::F64).unwrap()).unwrap();
+        let mean = sum.mean_keepdim(2).unwrap();
+        let centered = sum.broadcast_sub(&mean).unwrap();
+        let var = centered.sqr().unwrap().mean_keepdim(2).unwrap();
+        let plain = centered
+            .broadcast_div(&(var + 1e-12).unwrap().sqrt().unwrap())
+            .unwrap()
+            .broadcast_mul(&norm.weight().to_dtype(DType::F64).unwrap())
+            .unwrap()
+            .broadcast_add(&norm.bias().unwrap().to_dtype(DType::F64).unwrap())
+            .unwrap();
+        let diff = (fused.to_dtype(DType::F64).unwrap() - plain)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
+    }
 }

@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use super::encoder::{Encoder, ModelInput};
 use super::shape::Shape;
+use crate::layers::activation::activate;
 use crate::layers::attention::{merge_heads, scaled_dot_product, split_heads, AttentionMask};
 use crate::layers::linear::{linear, Linear};
-use crate::layers::norm::layer_norm;
+use crate::layers::norm::{add_layer_norm, layer_norm};
 
 /// The fields of `config.json` that the forward pass needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -160,7 +161,7 @@ impl Attention {
         let k = split_heads(&self.key.forward(x)?, self.heads)?;
         let v = split_heads(&self.value.forward(x)?, self.heads)?;
         let context = merge_heads(&scaled_dot_product(&q, &k, &v, mask, self.scale)?)?;
-        self.norm.forward(&(self.output.forward(&context)? + x)?)
+        add_layer_norm(&self.norm, &self.output.forward(&context)?, x)
     }
 }
 
@@ -197,8 +198,8 @@ impl Layer {
 
     fn forward(&self, x: &Tensor, mask: &AttentionMask) -> candle_core::Result<Tensor> {
         let x = self.attention.forward(x, mask)?;
-        let h = self.activation.forward(&self.intermediate.forward(&x)?)?;
-        self.norm.forward(&(self.output.forward(&h)? + x)?)
+        let h = activate(self.activation, &self.intermediate.forward(&x)?)?;
+        add_layer_norm(&self.norm, &self.output.forward(&h)?, &x)
     }
 }
 

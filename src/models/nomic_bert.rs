@@ -20,7 +20,7 @@ use super::shape::Shape;
 use crate::layers::activation::swiglu;
 use crate::layers::attention::{merge_heads, scaled_dot_product, AttentionMask};
 use crate::layers::linear::{linear_b, Linear};
-use crate::layers::norm::layer_norm;
+use crate::layers::norm::{add_layer_norm, layer_norm};
 use crate::layers::rotary::{DynamicNtk, Rotary, RotaryTables};
 
 /// The fields of `config.json` that the forward pass needs. nomic's checkpoints use GPT-2 names
@@ -263,10 +263,8 @@ impl Layer {
         mask: &AttentionMask,
         rotary: &RotaryTables,
     ) -> candle_core::Result<Tensor> {
-        let x = self
-            .norm1
-            .forward(&(self.attn.forward(x, mask, rotary)? + x)?)?;
-        self.norm2.forward(&(self.mlp.forward(&x)? + &x)?)
+        let x = add_layer_norm(&self.norm1, &self.attn.forward(x, mask, rotary)?, x)?;
+        add_layer_norm(&self.norm2, &self.mlp.forward(&x)?, &x)
     }
 }
 

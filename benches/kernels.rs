@@ -1,0 +1,93 @@
+//! The CPU kernels of the shared layers against the candle compositions they replace, on
+//! all-MiniLM-L6-v2's shapes (16 rows of 128 tokens, 12 heads of 32, width 384, inner 1536).
+//!
+//! ```sh
+//! cargo bench --bench kernels
+//! ```
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::LayerNorm;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rembed::kernels;
+
+const ROWS: usize = 16;
+const TOKENS: usize = 128;
+const HEADS: usize = 12;
+const HEAD_DIM: usize = 32;
+
+fn gelu(c: &mut Criterion) {
+    let x = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 1536), &Device::Cpu).expect("input");
+    let mut group = c.benchmark_group("gelu_cpu");
+    group.throughput(Throughput::Elements(x.elem_count() as u64));
+    group.bench_function("candle_gelu_erf", |b| {
+        b.iter(|| x.gelu_erf().expect("gelu"))
+    });
+    group.bench_function("vectorized", |b| {
+        b.iter(|| kernels::gelu(&x).expect("gelu"))
+    });
+    group.finish();
+}
+
+fn swiglu(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let gate = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 1536), &dev).expect("input");
+    let up = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 1536), &dev).expect("input");
+    let mut group = c.benchmark_group("swiglu_cpu");
+    group.throughput(Throughput::Elements(gate.elem_count() as u64));
+    group.bench_function("candle_silu_mul", |b| {
+        b.iter(|| (candle_nn::ops::silu(&gate).expect("silu") * &up).expect("mul"))
+    });
+    group.bench_function("vectorized", |b| {
+        b.iter(|| kernels::swiglu(&gate, &up).expect("swiglu"))
+    });
+    group.finish();
+}
+
+fn add_layer_norm(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 384), &dev).expect("input");
+    let residual = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 384), &dev).expect("input");
+    let norm = LayerNorm::new(
+        Tensor::ones(384, DType::F32, &dev).expect("weight"),
+        Tensor::zeros(384, DType::F32, &dev).expect("bias"),
+        1e-12,
+    );
+    let mut group = c.benchmark_group("add_layer_norm_cpu");
+    group.throughput(Throughput::Elements((ROWS * TOKENS) as u64));
+    group.bench_function("candle_add_then_norm", |b| {
+        b.iter(|| candle_core::Module::forward(&norm, &(&x + &residual).expect("add")))
+    });
+    group.bench_function("fused", |b| {
+        b.iter(|| kernels::add_layer_norm(&norm, &x, &residual).expect("norm"))
+    });
+    group.finish();
+}
+
+fn attention(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    // Head views of (B, L, H·D) projections, as the models pass them; lengths sorted and padded
+    // as a batch of mixed texts comes.
+    let heads = || {
+        Tensor::randn(0f32, 1.0, (ROWS, TOKENS, HEADS * HEAD_DIM), &dev)
+            .and_then(|x| x.reshape((ROWS, TOKENS, HEADS, HEAD_DIM)))
+            .and_then(|x| x.transpose(1, 2))
+            .expect("heads")
+    };
+    let (q, k, v) = (heads(), heads(), heads());
+    let lengths: Vec<usize> = (0..ROWS).map(|i| TOKENS - i * 3).collect();
+    let mut group = c.benchmark_group("attention_cpu");
+    group.throughput(Throughput::Elements(lengths.iter().sum::<usize>() as u64));
+    for causal in [false, true] {
+        let kind = if causal { "causal" } else { "bidirectional" };
+        group.bench_function(format!("composed/{kind}"), |b| {
+            b.iter(|| kernels::attention_composed(&q, &k, &v, &lengths, causal).expect("attention"))
+        });
+        group.bench_function(format!("fused/{kind}"), |b| {
+            b.iter(|| kernels::attention(&q, &k, &v, &lengths, causal).expect("attention"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gelu, swiglu, add_layer_norm, attention);
+criterion_main!(benches);

@@ -1,0 +1,51 @@
+//! The CPU kernels of the shared layers beside the candle compositions they replace, reachable
+//! from `benches/kernels.rs`. Not part of the supported API: names and signatures may change in
+//! any release.
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Activation, LayerNorm};
+
+use crate::layers::{activation, attention, norm};
+
+/// The exact GELU as the models run it (the vectorized kernel on f32 CPU tensors).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    activation::activate(Activation::Gelu, x)
+}
+
+/// SwiGLU's `silu(gate) · up` as the models run it (one vectorized pass on f32 CPU tensors).
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    activation::swiglu(gate, up)
+}
+
+/// `norm(x + residual)` as the models run it (one fused pass on f32 CPU tensors).
+pub fn add_layer_norm(norm: &LayerNorm, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+    norm::add_layer_norm(norm, x, residual)
+}
+
+/// Attention over `(B, H, L, D)` heads of right-padded rows with these lengths, as the models
+/// run it (the fused kernel on f32 CPU tensors).
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    lengths: &[usize],
+    causal: bool,
+) -> Result<Tensor> {
+    let mask = attention::AttentionMask::new(lengths, causal, q.device())?;
+    let scale = 1.0 / (q.dim(3)? as f64).sqrt();
+    attention::scaled_dot_product(q, k, v, &mask, scale)
+}
+
+/// The same attention composed of candle ops over blocks of queries (the path CUDA and half
+/// precision take), for comparison.
+pub fn attention_composed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    lengths: &[usize],
+    causal: bool,
+) -> Result<Tensor> {
+    let mask = attention::AttentionMask::new(lengths, causal, q.device())?;
+    let scale = 1.0 / (q.dim(3)? as f64).sqrt();
+    attention::composed(q, k, v, &mask, scale)
+}
