@@ -403,7 +403,7 @@ fn a_single_input_that_cannot_fit_is_out_of_memory_with_its_index() {
     );
 }
 
-/// Issue 14: a 32,768-token text and a 15,000-token one in the same call, through a tiny Qwen3
+/// Long inputs: a 32,768-token text and a 15,000-token one in the same call, through a tiny Qwen3
 /// with a 32k window on the GPU in f32, equal PyTorch (sentence-transformers with sdpa). The
 /// model, texts and reference are written by `scripts/long_inputs.py qwen3` into `target/long-qwen3`
 /// (ignored; carry it to the GPU machine):
