@@ -258,6 +258,45 @@ fn same_weights_elsewhere_resume_and_new_weights_at_the_same_path_are_refused() 
     );
 }
 
+/// A GGUF model is its file: a copy elsewhere resumes, another file saved over the path (here
+/// the same network in F16 instead of F32) is refused as other weights.
+#[test]
+fn a_gguf_file_is_known_by_its_digest_not_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("corpus.jsonl");
+    write_corpus(&input, 200, 15);
+    let output = dir.path().join("out");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf");
+    let first_path = dir.path().join("a/model.gguf");
+    let moved = dir.path().join("b/model.gguf");
+    for path in [&first_path, &moved] {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::copy(fixtures.join("qwen3-narrow-f32.gguf"), path).unwrap();
+    }
+    let run = |model: &Path| {
+        let config = config(&input, &output).with_model_source(model.to_string_lossy());
+        job::run(&load_dir(model), &config)
+    };
+    let first = run(&first_path).unwrap();
+    let manifest = Manifest::read(&first.manifest).unwrap();
+    let digest = manifest.model.identity.weights_sha256.clone();
+    assert_eq!(digest.as_deref().map(str::len), Some(64), "{digest:?}");
+
+    let again = run(&moved).unwrap();
+    assert_eq!(again.counts.resumed, first.counts.embedded, "{again}");
+
+    // Back at the first path, then another file saved over it.
+    run(&first_path).unwrap();
+    std::fs::copy(fixtures.join("qwen3-narrow-f16.gguf"), &first_path).unwrap();
+    let before = snapshot(&output);
+    assert_mismatch(run(&first_path), "weights");
+    assert_eq!(
+        snapshot(&output),
+        before,
+        "a refused run changed the output"
+    );
+}
+
 /// A registry model is identified through the hub cache (scripts/test.sh seeds it): its
 /// snapshot's commit and digests; a copy of the snapshot elsewhere is the same model.
 #[test]

@@ -9,6 +9,10 @@
 //! The cache names each weight blob by its SHA-256 (the LFS object id), so a hub snapshot is not
 //! read at all; a local directory is read once per run (about 1 s per GB).
 //!
+//! A GGUF model (a `.gguf` path, or `ollama:NAME:TAG`) is its one file: weights, config and
+//! tokenizer in one, so its digest is the weights digest (an Ollama blob is named by its digest,
+//! which loading verified, so it is not read again).
+//!
 //! A file's digest does not depend on where it is, and the model's digest is taken over the
 //! sorted `relative path  file digest` lines, so a copy of a hub snapshot has the snapshot's
 //! digests.
@@ -21,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::Error;
+use crate::gguf::ollama;
 use crate::ModelSpec;
 
 /// Directory levels searched for model files (`2_Dense/model.safetensors` is one down).
@@ -44,6 +49,15 @@ impl ModelIdentity {
     /// Identifies the model loaded from `source` (the string given to `Embedder::load`) whose
     /// resolved spec is `spec`.
     pub(crate) fn find(source: &str, spec: &ModelSpec) -> Result<Self, Error> {
+        if let Some(file) = gguf_file(source) {
+            let file = file.canonicalize().unwrap_or(file);
+            return Ok(Self {
+                weights_sha256: Some(gguf_sha256(&file)?),
+                config_sha256: None,
+                commit: None,
+                files: Some(file),
+            });
+        }
         let dir = Path::new(source);
         let dir = if dir.is_dir() {
             dir.to_path_buf()
@@ -86,6 +100,31 @@ impl ModelIdentity {
 }
 
 /// The snapshot directory of `repo` at `revision` in the local hub cache, if there is one.
+/// The GGUF file `source` names: a `.gguf` path, or an Ollama model's blob.
+fn gguf_file(source: &str) -> Option<PathBuf> {
+    if let Some(reference) = source.strip_prefix(ollama::PREFIX) {
+        return ollama::resolve(&ollama::default_store()?, reference).ok();
+    }
+    let path = Path::new(source);
+    let is_gguf = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    (is_gguf && path.is_file()).then(|| path.to_path_buf())
+}
+
+/// An Ollama blob's digest from its name (`sha256-<hex>`), any other file's by reading it.
+fn gguf_sha256(path: &Path) -> Result<String, Error> {
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("sha256-"))
+        .filter(|hex| is_hex(hex, 64));
+    match named {
+        Some(hex) => Ok(hex.to_ascii_lowercase()),
+        None => file_sha256(path),
+    }
+}
+
 fn hub_snapshot(repo: &str, revision: &str) -> Option<PathBuf> {
     if repo.is_empty() {
         return None;
@@ -172,6 +211,23 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ollama_blob_is_known_by_its_name_and_a_gguf_file_by_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = "ab".repeat(32);
+        let blob = dir.path().join(format!("sha256-{named}"));
+        std::fs::write(&blob, b"not what the name says").unwrap();
+        assert_eq!(gguf_sha256(&blob).unwrap(), named);
+        let file = dir.path().join("model.gguf");
+        std::fs::write(&file, b"abc").unwrap();
+        assert_eq!(
+            gguf_sha256(&file).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(gguf_file(&file.to_string_lossy()), Some(file.clone()));
+        assert_eq!(gguf_file(&dir.path().to_string_lossy()), None);
+    }
 
     #[test]
     #[cfg(unix)]
