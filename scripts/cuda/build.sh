@@ -29,9 +29,9 @@ toolkit=${CUDA_TOOLKIT_DIR:-$PWD/target/cuda-toolkit}
 source "$toolkit/env.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/cuda}
 
-# patch CRATE FILE FROM TO: a copy of CRATE (the version in Cargo.lock, from cargo's registry)
+# patch_crate CRATE FILE FROM TO: a copy of CRATE (the version in Cargo.lock, from cargo's registry)
 # under $CARGO_TARGET_DIR/patched with FROM replaced by TO in FILE (which must contain FROM).
-patch() {
+patch_crate() {
     local crate=$1 file=$2 from=$3 to=$4 dest="$CARGO_TARGET_DIR/patched/$1"
     [ -f "$dest/Cargo.toml" ] && return 0
     cargo fetch --quiet
@@ -54,10 +54,10 @@ open(path, "w").write(text)' "$dest.tmp/$file"
     mv "$dest.tmp" "$dest"
 }
 # cudarc loads the driver and the toolkit libraries with dlopen instead of linking them.
-patch candle-core Cargo.toml '"dynamic-linking"' '"dynamic-loading"'
+patch_crate candle-core Cargo.toml '"dynamic-linking"' '"dynamic-loading"'
 # candle-kernels' compiled kernels (MoE, quantized matmul) call the CUDA runtime: link its static
 # library, which itself loads the driver at run time, instead of libcudart.so.
-patch candle-kernels build.rs 'rustc-link-lib=dylib=cudart"' 'rustc-link-lib=cudart_static"'
+patch_crate candle-kernels build.rs 'rustc-link-lib=dylib=cudart"' 'rustc-link-lib=cudart_static"'
 
 cp Cargo.lock "$CARGO_TARGET_DIR/Cargo.lock.saved"
 trap 'cp "$CARGO_TARGET_DIR/Cargo.lock.saved" Cargo.lock' EXIT
