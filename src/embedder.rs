@@ -142,6 +142,9 @@ impl Embedder {
             .iter()
             .map(|&choice| resolve_device(choice))
             .collect::<Result<Vec<_>>>()?;
+        if options.heap_retention && devices.iter().any(|device| device.is_cpu()) {
+            crate::heap_retention::retain_freed_memory();
+        }
         let dtype = activation_dtype(weights, options.precision, &devices[0], &spec.name)?;
         let replicas = devices
             .into_iter()

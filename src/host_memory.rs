@@ -1,10 +1,25 @@
 //! How much memory the host can hand out now: what the CPU path checks a batch's estimated
 //! peak against, since an allocation failure there aborts the process.
 
-/// Memory the operating system can hand out now without swapping (Linux `MemAvailable`), in
-/// bytes; `None` where it is not known, and then nothing is refused.
+/// Memory the operating system can hand out now without swapping (Linux `MemAvailable`), plus
+/// what this process's heap holds freed (kept there by `heap_retention`, and reused before the
+/// system is asked), in bytes; `None` where it is not known, and then nothing is refused.
 pub(crate) fn available_bytes() -> Option<u64> {
-    parse_mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)
+    let system = parse_mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)?;
+    Some(system.saturating_add(free_heap_bytes()))
+}
+
+/// Bytes the process's malloc holds free, over all arenas (glibc; 0 elsewhere).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn free_heap_bytes() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let info = unsafe { libc::mallinfo2() };
+    info.fordblks as u64
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn free_heap_bytes() -> u64 {
+    0
 }
 
 /// `MemAvailable:  123456 kB` in `/proc/meminfo`, in bytes.

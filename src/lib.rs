@@ -63,6 +63,7 @@ mod gguf;
 pub mod gpu_memory;
 mod halving;
 mod hash;
+mod heap_retention;
 mod host_memory;
 mod inputs;
 #[cfg(feature = "job")]
