@@ -14,6 +14,8 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::layers::cpu_linear::CpuLinear;
+
 /// Where quantized weight matrices come from, by the name the model asks for (`...q_proj.weight`).
 pub(crate) trait QuantizedSource {
     /// The matrix `name` on the network's device, or `None` when it is not block-quantized (the
@@ -46,6 +48,8 @@ fn quantized_matrix(name: &str) -> candle_core::Result<Option<Arc<QTensor>>> {
 }
 
 enum Weight {
+    /// On the CPU: kept transposed (see `cpu_linear`).
+    DenseCpu(CpuLinear),
     Dense(candle_nn::Linear),
     Quantized(QMatMul),
 }
@@ -62,8 +66,13 @@ impl Linear {
     /// A dense layer from its tensors.
     pub(crate) fn new(weight: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
         let out_features = weight.dim(0)?;
+        let weight = if weight.device().is_cpu() {
+            Weight::DenseCpu(CpuLinear::new(&weight, bias)?)
+        } else {
+            Weight::Dense(candle_nn::Linear::new(weight, bias))
+        };
         Ok(Self {
-            weight: Weight::Dense(candle_nn::Linear::new(weight, bias)),
+            weight,
             bias: None,
             out_features,
         })
@@ -84,6 +93,7 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match &self.weight {
+            Weight::DenseCpu(linear) => linear.forward(x),
             Weight::Dense(linear) => linear.forward(x),
             Weight::Quantized(matmul) => {
                 // The quantized kernels read their input as one contiguous block.
@@ -173,7 +183,7 @@ mod tests {
         let quantized = with_quantized(Arc::new(One(q)), || linear(64, 8, vb.pp("proj"))).unwrap();
         assert!(matches!(quantized.weight, Weight::Quantized(_)));
         let dense = linear(64, 8, vb.pp("proj")).unwrap();
-        assert!(matches!(dense.weight, Weight::Dense(_)));
+        assert!(matches!(dense.weight, Weight::DenseCpu(_)));
         assert_eq!(quantized.out_features(), 8);
 
         let (a, e) = (quantized.forward(&x).unwrap(), dense.forward(&x).unwrap());
