@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::layers::vector_math::softmax_prefix_in_place;
 
 /// Most queries one task computes at once: enough rows for the matrix kernel to run at speed.
-const MAX_QUERY_BLOCK: usize = 64;
+const MAX_QUERY_BLOCK: usize = 128;
 
 /// Queries per task for `keys` keys, so that a task's scores hold at most `max_elements` floats.
 pub(crate) fn query_block(keys: usize, max_elements: usize) -> usize {
@@ -150,7 +150,10 @@ impl CustomOp3 for FusedAttention {
         let block = query_block(l, self.max_elements);
         let blocks_per_head = l.div_ceil(block);
         // (B, L, Hq, D): each query's heads side by side, as merging the heads would lay them.
-        let mut out = vec![0f32; b * l * q_heads * d];
+        // Not zeroed: the tasks write every element (their rectangles tile the output) before
+        // the length is set.
+        let elements = b * l * q_heads * d;
+        let mut out: Vec<f32> = Vec::with_capacity(elements);
         let out_ptr = OutPtr(out.as_mut_ptr());
         let out_row = q_heads * d;
         (0..b * q_heads * blocks_per_head)
@@ -232,6 +235,9 @@ impl CustomOp3 for FusedAttention {
                     );
                 }
             });
+        // SAFETY: the tasks above, all finished, wrote all `elements` floats: for every row and
+        // head the query blocks cover 0..l, and each wrote d floats per query.
+        unsafe { out.set_len(elements) };
         Ok((CpuStorage::F32(out), Shape::from_dims(&[b, l, q_heads, d])))
     }
 }

@@ -18,11 +18,11 @@ macro_rules! dispatch {
         {
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
             fn avx512($($arg: $ty),*) {
-                $body($($arg),*)
+                $body::<true>($($arg),*)
             }
             #[target_feature(enable = "avx2,fma")]
             fn avx2($($arg: $ty),*) {
-                $body($($arg),*)
+                $body::<true>($($arg),*)
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has the features the function was compiled for.
@@ -35,8 +35,22 @@ macro_rules! dispatch {
                 return unsafe { avx2($($arg),*) };
             }
         }
-        $body($($arg),*)
+        $body::<{ HARDWARE_FMA }>($($arg),*)
     }};
+}
+
+/// Whether the baseline build has a fused multiply-add instruction; where it does not,
+/// `f32::mul_add` is a library call, and the loops multiply and add instead.
+const HARDWARE_FMA: bool = cfg!(target_feature = "fma") || cfg!(target_arch = "aarch64");
+
+/// `a · b + c`, fused (one rounding, one instruction) in the loops compiled with FMA.
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 
 /// `exp(x)` for every element, in place. Inputs below -87.3 give about 1e-38 (never 0 through
@@ -84,7 +98,7 @@ pub(crate) fn add_layer_norm_row(
 }
 
 #[inline(always)]
-fn add_layer_norm_loop(
+fn add_layer_norm_loop<const FMA: bool>(
     out: &mut [f32],
     x: &[f32],
     residual: &[f32],
@@ -118,25 +132,44 @@ fn add_layer_norm_loop(
 
 #[cfg(test)]
 #[inline(always)]
-fn exp_loop(xs: &mut [f32]) {
+fn exp_loop<const FMA: bool>(xs: &mut [f32]) {
     for x in xs.iter_mut() {
-        *x = exp(*x);
+        *x = exp::<FMA>(*x);
     }
 }
 
 #[inline(always)]
-fn softmax_loop(row: &mut [f32], visible: usize) {
+fn softmax_loop<const FMA: bool>(row: &mut [f32], visible: usize) {
     let (live, hidden) = row.split_at_mut(visible.min(row.len()));
     hidden.fill(0.0);
-    let max = live.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let max = max(live);
     for x in live.iter_mut() {
-        *x = exp(*x - max);
+        *x = exp::<FMA>(*x - max);
     }
     let total = sum(live);
     let inverse = 1.0 / total;
     for x in live.iter_mut() {
         *x *= inverse;
     }
+}
+
+/// The largest element (`-inf` for none), with 16 running maxima the compiler keeps in one
+/// vector register; `f32::max`'s NaN rule would keep the loop scalar, and a NaN score makes the
+/// row NaN either way.
+#[inline(always)]
+fn max(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = xs.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = if x > *lane { x } else { *lane };
+        }
+    }
+    let rest = chunks.remainder().iter();
+    lanes
+        .iter()
+        .chain(rest)
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
 }
 
 /// A sum the compiler can vectorize: 16 running partial sums, then the remainder.
@@ -153,16 +186,16 @@ fn sum(xs: &[f32]) -> f32 {
 }
 
 #[inline(always)]
-fn swiglu_loop(gate: &mut [f32], up: &[f32]) {
+fn swiglu_loop<const FMA: bool>(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + exp(-*g)) * u;
+        *g = *g / (1.0 + exp::<FMA>(-*g)) * u;
     }
 }
 
 #[inline(always)]
-fn gelu_loop(xs: &mut [f32]) {
+fn gelu_loop<const FMA: bool>(xs: &mut [f32]) {
     for x in xs.iter_mut() {
-        *x = gelu_erf(*x);
+        *x = gelu_erf::<FMA>(*x);
     }
 }
 
@@ -173,24 +206,24 @@ const ROUNDER: f32 = 12_582_912.0;
 /// `exp(x)` as `2^n · exp(r)`, `r = x - n · ln 2` in `[-ln2/2, ln2/2]`, `exp(r)` by its Taylor
 /// polynomial to degree 7 (truncation error under 5e-9 relative on that interval).
 #[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
+fn exp<const FMA: bool>(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split in two so that n · LN2_HI is exact for the n that occur.
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     let x = x.clamp(-87.3, 88.7);
-    let shifted = x * LOG2_E + ROUNDER;
+    let shifted = madd::<FMA>(x, LOG2_E, ROUNDER);
     let n = shifted - ROUNDER;
     let n_int = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) as i32;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let r = madd::<FMA>(-n, LN2_LO, madd::<FMA>(-n, LN2_HI, x));
     let mut p = 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    p = madd::<FMA>(p, r, 1.0 / 720.0);
+    p = madd::<FMA>(p, r, 1.0 / 120.0);
+    p = madd::<FMA>(p, r, 1.0 / 24.0);
+    p = madd::<FMA>(p, r, 1.0 / 6.0);
+    p = madd::<FMA>(p, r, 0.5);
+    p = madd::<FMA>(p, r, 1.0);
+    p = madd::<FMA>(p, r, 1.0);
     // 2^n from its exponent bits; -126 <= n <= 128 after the clamp, and n = 128 (x near 88.7)
     // is split as 2^127 · 2 to stay finite.
     let half = n_int >> 1;
@@ -202,9 +235,9 @@ pub(crate) fn exp(x: f32) -> f32 {
 /// The exact GELU, `0.5 · x · erfc(-x / √2)`: written with `erfc` of `|x| / √2` so that neither
 /// sign cancels (`1 + erf` of a very negative value is a small difference of large ones).
 #[inline(always)]
-pub(crate) fn gelu_erf(x: f32) -> f32 {
+fn gelu_erf<const FMA: bool>(x: f32) -> f32 {
     let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
-    let tail = erfc_non_negative(z);
+    let tail = erfc_non_negative::<FMA>(z);
     let upper = if x < 0.0 { tail } else { 2.0 - tail };
     0.5 * x * upper
 }
@@ -214,19 +247,19 @@ pub(crate) fn gelu_erf(x: f32) -> f32 {
 // The coefficients as published, rounded to f32 by the compiler.
 #[allow(clippy::excessive_precision)]
 #[inline(always)]
-fn erfc_non_negative(z: f32) -> f32 {
+fn erfc_non_negative<const FMA: bool>(z: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.5 * z);
     let mut p = 0.170_872_77_f32;
-    p = p * t - 0.822_152_23;
-    p = p * t + 1.488_515_87;
-    p = p * t - 1.135_203_98;
-    p = p * t + 0.278_868_07;
-    p = p * t - 0.186_288_06;
-    p = p * t + 0.096_784_18;
-    p = p * t + 0.374_091_96;
-    p = p * t + 1.000_023_68;
-    p = p * t - 1.265_512_23;
-    t * exp(-z * z + p)
+    p = madd::<FMA>(p, t, -0.822_152_23);
+    p = madd::<FMA>(p, t, 1.488_515_87);
+    p = madd::<FMA>(p, t, -1.135_203_98);
+    p = madd::<FMA>(p, t, 0.278_868_07);
+    p = madd::<FMA>(p, t, -0.186_288_06);
+    p = madd::<FMA>(p, t, 0.096_784_18);
+    p = madd::<FMA>(p, t, 0.374_091_96);
+    p = madd::<FMA>(p, t, 1.000_023_68);
+    p = madd::<FMA>(p, t, -1.265_512_23);
+    t * exp::<FMA>(madd::<FMA>(-z, z, p))
 }
 
 #[cfg(test)]
