@@ -1,12 +1,11 @@
 //! Activations shared by the models, with the CPU kernels that replace candle's where candle's
 //! are slow.
 
+use crate::layers::cpu_buffer::par_copied;
+use crate::layers::vector_math::{gelu_erf_in_place, swiglu_in_place};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use candle_nn::Activation;
-use rayon::prelude::*;
-
-use crate::layers::vector_math::{gelu_erf_in_place, swiglu_in_place};
 
 /// SwiGLU's gating: `silu(gate) * up`, element-wise (Qwen3's `gate_proj`/`up_proj`, NomicBert's
 /// `fc12`/`fc11`). On the CPU in f32 one vectorized pass; elsewhere candle's two ops.
@@ -46,10 +45,10 @@ impl CustomOp2 for SwiGlu {
         ) else {
             candle_core::bail!("swiglu-f32 takes contiguous f32 tensors");
         };
-        let mut out = gate[gs..ge].to_vec();
-        out.par_chunks_mut(GELU_CHUNK)
-            .zip(up[us..ue].par_chunks(GELU_CHUNK))
-            .for_each(|(gate, up)| swiglu_in_place(gate, up));
+        let up = &up[us..ue];
+        let out = par_copied(&gate[gs..ge], GELU_CHUNK, |start, gate| {
+            swiglu_in_place(gate, &up[start..start + gate.len()])
+        });
         Ok((CpuStorage::F32(out), gate_layout.shape().clone()))
     }
 }
@@ -88,8 +87,7 @@ impl CustomOp1 for GeluErf {
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("gelu-erf-f32 takes a contiguous tensor");
         };
-        let mut out = data[start..end].to_vec();
-        out.par_chunks_mut(GELU_CHUNK).for_each(gelu_erf_in_place);
+        let out = par_copied(&data[start..end], GELU_CHUNK, |_, xs| gelu_erf_in_place(xs));
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }

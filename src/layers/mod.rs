@@ -4,6 +4,7 @@
 pub(crate) mod activation;
 pub(crate) mod attention;
 pub(crate) mod cpu_attention;
+pub(crate) mod cpu_buffer;
 pub(crate) mod cpu_linear;
 pub(crate) mod linear;
 pub(crate) mod norm;

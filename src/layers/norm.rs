@@ -1,10 +1,9 @@
 //! Normalization layers loaded under the names checkpoints actually use.
 
+use crate::layers::cpu_buffer::par_filled;
+use crate::layers::vector_math::add_layer_norm_row;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{LayerNorm, RmsNorm, VarBuilder};
-use rayon::prelude::*;
-
-use crate::layers::vector_math::add_layer_norm_row;
 
 /// A layer norm stored as `weight`/`bias`, or `gamma`/`beta` in checkpoints converted from
 /// TensorFlow BERT.
@@ -89,19 +88,23 @@ impl CustomOp2 for AddLayerNorm {
                 x_layout.shape()
             );
         }
-        let mut out = vec![0f32; x_data.len()];
-        out.par_chunks_mut(width * ROWS_PER_TASK)
-            .zip(x_data.par_chunks(width * ROWS_PER_TASK))
-            .zip(r_data.par_chunks(width * ROWS_PER_TASK))
-            .for_each(|((out, x), r)| {
-                for ((o, x), r) in out
-                    .chunks_exact_mut(width)
-                    .zip(x.chunks_exact(width))
-                    .zip(r.chunks_exact(width))
-                {
-                    add_layer_norm_row(o, x, r, &self.weight, &self.bias, self.eps);
-                }
-            });
+        if x_data.len() != r_data.len() || width == 0 || x_data.len() % width != 0 {
+            candle_core::bail!(
+                "add-layer-norm-f32: an input of {} against a residual of {}, rows of {width}",
+                x_data.len(),
+                r_data.len()
+            );
+        }
+        let out = par_filled(x_data.len(), width * ROWS_PER_TASK, |start, out| {
+            let end = start + out.len();
+            for ((o, x), r) in out
+                .chunks_exact_mut(width)
+                .zip(x_data[start..end].chunks_exact(width))
+                .zip(r_data[start..end].chunks_exact(width))
+            {
+                add_layer_norm_row(o, x, r, &self.weight, &self.bias, self.eps);
+            }
+        });
         Ok((CpuStorage::F32(out), x_layout.shape().clone()))
     }
 }
