@@ -1,5 +1,6 @@
 //! The CPU kernels of the shared layers against the candle compositions they replace, on
-//! all-MiniLM-L6-v2's shapes (16 rows of 128 tokens, 12 heads of 32, width 384, inner 1536).
+//! all-MiniLM-L6-v2's shapes (16 rows of 128 tokens, 12 heads of 32, width 384, inner 1536),
+//! and the dense layer at Qwen3-0.6B's width too.
 //!
 //! ```sh
 //! cargo bench --bench kernels
@@ -89,5 +90,30 @@ fn attention(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gelu, swiglu, add_layer_norm, attention);
+/// Dense layers with a bias at 2,048 rows (the CPU batch budget): all-MiniLM's feed-forward
+/// input (384 -> 1,536) and Qwen3-0.6B's gate projection (1,024 -> 3,072). Throughput in
+/// multiply-adds.
+fn linear(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let mut group = c.benchmark_group("linear_cpu");
+    for (inputs, outputs) in [(384, 1536), (1024, 3072)] {
+        let rows = ROWS * TOKENS;
+        let x = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, inputs), &dev).expect("input");
+        let w = Tensor::randn(0f32, 0.05, (outputs, inputs), &dev).expect("weight");
+        let b = Tensor::randn(0f32, 0.05, outputs, &dev).expect("bias");
+        let candle = candle_nn::Linear::new(w.clone(), Some(b.clone()));
+        let ours = kernels::Linear::new(w, Some(b)).expect("layer");
+        group.throughput(Throughput::Elements((rows * inputs * outputs) as u64));
+        group.bench_function(format!("candle/{inputs}x{outputs}"), |bench| {
+            bench.iter(|| candle_core::Module::forward(&candle, &x).expect("linear"))
+        });
+        group.bench_function(
+            format!("transposed_fused_bias/{inputs}x{outputs}"),
+            |bench| bench.iter(|| ours.forward(&x).expect("linear")),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gelu, swiglu, add_layer_norm, attention, linear);
 criterion_main!(benches);

@@ -5,7 +5,23 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Activation, LayerNorm};
 
-use crate::layers::{activation, attention, norm};
+use crate::layers::{activation, attention, linear, norm};
+
+/// A dense layer `x Wᵀ + b` as the models build it (on the CPU: the weight kept transposed, and
+/// in f32 the gemm and bias as one op).
+pub struct Linear(linear::Linear);
+
+impl Linear {
+    /// The layer of `weight (out, in)` and `bias (out)`.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        linear::Linear::new(weight, bias).map(Self)
+    }
+
+    /// `x Wᵀ + b` for `x (..., in)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        candle_core::Module::forward(&self.0, x)
+    }
+}
 
 /// The exact GELU as the models run it (the vectorized kernel on f32 CPU tensors).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
