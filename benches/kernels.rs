@@ -115,5 +115,37 @@ fn linear(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gelu, swiglu, add_layer_norm, attention, linear);
+/// The rotary embedding of the key heads of a fused q/k/v projection (nomic-embed's `Wqkv`),
+/// strided views of it; throughput in head vectors.
+fn rotary(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let (heads, head_dim) = (12, 64);
+    let qkv = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 3 * heads * head_dim), &dev)
+        .and_then(|x| x.reshape((ROWS, TOKENS, 3, heads, head_dim)))
+        .and_then(|x| x.permute((2, 0, 3, 1, 4)))
+        .and_then(|x| x.narrow(0, 1, 1))
+        .and_then(|x| x.squeeze(0))
+        .expect("key heads");
+    let angles = Tensor::randn(0f32, 3.0, (TOKENS, head_dim / 2), &dev).expect("angles");
+    let (cos, sin) = (angles.cos().expect("cos"), angles.sin().expect("sin"));
+    let mut group = c.benchmark_group("rotary_cpu");
+    group.throughput(Throughput::Elements((ROWS * heads * TOKENS) as u64));
+    group.bench_function("contiguous_then_rope", |b| {
+        b.iter(|| kernels::rotary_composed(&qkv, &cos, &sin).expect("rope"))
+    });
+    group.bench_function("fused_strided", |b| {
+        b.iter(|| kernels::rotary(&qkv, &cos, &sin).expect("rope"))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    gelu,
+    swiglu,
+    add_layer_norm,
+    attention,
+    linear,
+    rotary
+);
 criterion_main!(benches);

@@ -5,7 +5,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Activation, LayerNorm};
 
-use crate::layers::{activation, attention, linear, norm};
+use crate::layers::{activation, attention, cpu_rotary, linear, norm};
 
 /// A dense layer `x Wᵀ + b` as the models build it (on the CPU: the weight kept transposed, and
 /// in f32 the gemm and bias as one op).
@@ -64,4 +64,15 @@ pub fn attention_composed(
     let mask = attention::AttentionMask::new(lengths, causal, q.device())?;
     let scale = 1.0 / (q.dim(3)? as f64).sqrt();
     attention::composed(q, k, v, &mask, scale)
+}
+
+/// The rotary embedding of `x (B, H, L, D)` (any strides with a unit last one) by `(L, D/2)`
+/// tables, as the models run it on f32 CPU tensors: one op into a contiguous result.
+pub fn rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    cpu_rotary::rotate(x, cos, sin)
+}
+
+/// The same as candle's `rope` after a contiguous copy, for comparison.
+pub fn rotary_composed(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)
 }

@@ -6,6 +6,7 @@ pub(crate) mod attention;
 pub(crate) mod cpu_attention;
 pub(crate) mod cpu_buffer;
 pub(crate) mod cpu_linear;
+pub(crate) mod cpu_rotary;
 pub(crate) mod linear;
 pub(crate) mod norm;
 pub(crate) mod rotary;

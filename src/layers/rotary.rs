@@ -6,6 +6,8 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
+use crate::layers::cpu_rotary;
+
 /// Dynamic NTK scaling: a sequence longer than the trained positions gets a larger rotary base,
 /// `base · (factor · len / trained − (factor − 1))^(dim / (dim − 2))`, as nomic's and
 /// transformers' dynamic rotary embeddings compute it.
@@ -102,6 +104,9 @@ impl RotaryTables {
     /// Rotates `x` of shape `(B, H, L, D)`: the first `dim` components of each head, the rest
     /// untouched (partial rotary). The result has `x`'s dtype.
     pub(crate) fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && x.stride().last() == Some(&1) {
+            return cpu_rotary::rotate(x, &self.cos, &self.sin);
+        }
         let dtype = x.dtype();
         let x = x.to_dtype(DType::F32)?;
         let head_dim = x.dim(D::Minus1)?;

@@ -207,9 +207,11 @@ impl Attention {
             .forward(x)?
             .reshape((b, l, 3, self.heads, self.head_dim))?
             .permute((2, 0, 3, 1, 4))?;
-        let q = rotary.apply(&qkv.get(0)?)?;
-        let k = rotary.apply(&qkv.get(1)?)?;
-        let v = qkv.get(2)?;
+        // Views, not copies (`Tensor::get` reshapes, which copies a strided tensor).
+        let part = |i: usize| qkv.narrow(0, i, 1)?.squeeze(0);
+        let q = rotary.apply(&part(0)?)?;
+        let k = rotary.apply(&part(1)?)?;
+        let v = part(2)?;
         let context = scaled_dot_product(&q, &k, &v, mask, self.scale)?; // (B, H, L, D)
         self.out_proj.forward(&merge_heads(&context)?)
     }
