@@ -5,7 +5,6 @@
 //! view contiguous is a copy on the calling thread while the other cores wait (3% of
 //! nomic-embed's samples, twice that of its wall time on two cores).
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use crate::layers::cpu_buffer::par_filled;
