@@ -139,6 +139,22 @@ fn rotary(c: &mut Criterion) {
     group.finish();
 }
 
+/// Qwen3's per-head q norm: 16 heads of 128 over 2,048 tokens; throughput in rows.
+fn rms_norm(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (ROWS, TOKENS, 16, 128), &dev).expect("input");
+    let weight = Tensor::randn(1f32, 0.1, 128, &dev).expect("weight");
+    let candle = candle_nn::RmsNorm::new(weight.clone(), 1e-6);
+    let ours = kernels::RmsNorm::new(weight, 1e-6).expect("norm");
+    let mut group = c.benchmark_group("rms_norm_cpu");
+    group.throughput(Throughput::Elements((ROWS * TOKENS * 16) as u64));
+    group.bench_function("candle", |b| {
+        b.iter(|| candle_core::Module::forward(&candle, &x).expect("norm"))
+    });
+    group.bench_function("vectorized", |b| b.iter(|| ours.forward(&x).expect("norm")));
+    group.finish();
+}
+
 criterion_group!(
     benches,
     gelu,
@@ -146,6 +162,7 @@ criterion_group!(
     add_layer_norm,
     attention,
     linear,
-    rotary
+    rotary,
+    rms_norm
 );
 criterion_main!(benches);

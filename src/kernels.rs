@@ -76,3 +76,19 @@ pub fn rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 pub fn rotary_composed(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)
 }
+
+/// An RMS norm as the models run it (one vectorized pass per row, many rows per task, on f32
+/// CPU tensors).
+pub struct RmsNorm(norm::RmsNorm);
+
+impl RmsNorm {
+    /// The norm of this weight.
+    pub fn new(weight: Tensor, eps: f64) -> Result<Self> {
+        norm::RmsNorm::new(weight, eps).map(Self)
+    }
+
+    /// `x / sqrt(mean(x²) + eps) · weight` over the last dimension.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        candle_core::Module::forward(&self.0, x)
+    }
+}

@@ -1,9 +1,9 @@
 //! Normalization layers loaded under the names checkpoints actually use.
 
 use crate::layers::cpu_buffer::par_filled;
-use crate::layers::vector_math::add_layer_norm_row;
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Shape, Tensor};
-use candle_nn::{LayerNorm, RmsNorm, VarBuilder};
+use crate::layers::vector_math::{add_layer_norm_row, rms_norm_row};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Shape, Tensor};
+use candle_nn::{LayerNorm, VarBuilder};
 
 /// A layer norm stored as `weight`/`bias`, or `gamma`/`beta` in checkpoints converted from
 /// TensorFlow BERT.
@@ -20,8 +20,86 @@ pub(crate) fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::
 /// candle's kernel accumulates the mean square in f32 whatever the input dtype, as the reference
 /// does; a non-contiguous input takes a slower path, so callers pass contiguous rows.
 pub(crate) fn rms_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
-    candle_nn::rms_norm(size, eps, vb)
+    RmsNorm::new(vb.get(size, "weight")?, eps)
 }
+
+/// An RMS norm: on the CPU in f32 one vectorized pass per row, in tasks of many rows (candle's
+/// kernel sums each row in scalar order, divides every element, and makes each row of Qwen3's
+/// per-head q/k norms, 128 floats, a task of its own); elsewhere candle's.
+pub(crate) struct RmsNorm {
+    norm: candle_nn::RmsNorm,
+    cpu: Option<RmsNormF32>,
+}
+
+impl RmsNorm {
+    /// The norm of this weight.
+    pub(crate) fn new(weight: Tensor, eps: f64) -> candle_core::Result<Self> {
+        let cpu = (weight.device().is_cpu() && weight.dtype() == DType::F32)
+            .then(|| weight.to_vec1::<f32>())
+            .transpose()?
+            .map(|weight| RmsNormF32 {
+                weight,
+                eps: eps as f32,
+            });
+        Ok(Self {
+            norm: candle_nn::RmsNorm::new(weight, eps),
+            cpu,
+        })
+    }
+}
+
+impl Module for RmsNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.cpu {
+            Some(op) if x.device().is_cpu() && x.dtype() == DType::F32 => {
+                x.contiguous()?.apply_op1_no_bwd(op)
+            }
+            _ => self.norm.forward(x),
+        }
+    }
+}
+
+struct RmsNormF32 {
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+impl CustomOp1 for RmsNormF32 {
+    fn name(&self) -> &'static str {
+        "rms-norm-f32"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let width = self.weight.len();
+        let (CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets())
+        else {
+            candle_core::bail!("{} takes a contiguous f32 input", self.name());
+        };
+        let x = &data[start..end];
+        if layout.shape().dims().last() != Some(&width) || width == 0 {
+            candle_core::bail!(
+                "{}: rows of {:?} against a norm of width {width}",
+                self.name(),
+                layout.shape()
+            );
+        }
+        let rows_per_task = (RMS_ELEMENTS_PER_TASK / width).max(1);
+        let out = par_filled(x.len(), width * rows_per_task, |start, out| {
+            let x = &x[start..start + out.len()];
+            for (o, x) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
+                rms_norm_row(o, x, &self.weight, self.eps);
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// Floats per parallel task of the RMS norm.
+const RMS_ELEMENTS_PER_TASK: usize = 16 * 1024;
 
 /// `norm(x + residual)`, the post-norm residual step of BERT-style blocks. On the CPU in f32 the
 /// sum and the norm are one pass over each row (no summed tensor is written and read back);
@@ -113,6 +191,44 @@ impl CustomOp2 for AddLayerNorm {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn rms_norm_matches_the_plain_computation() {
+        let dev = Device::Cpu;
+        for width in [128, 67] {
+            let weight = Tensor::randn(1f32, 0.2, width, &dev).unwrap();
+            let vb = VarBuilder::from_tensors(
+                [("weight".to_string(), weight.clone())]
+                    .into_iter()
+                    .collect(),
+                DType::F32,
+                &dev,
+            );
+            let norm = rms_norm(width, 1e-6, vb).unwrap();
+            let x = (Tensor::randn(0f32, 2.0, (2, 37, width), &dev).unwrap() + 0.5).unwrap();
+            let ours = norm.forward(&x).unwrap();
+            // In f64: x / sqrt(mean(x²) + eps) · weight.
+            let x64 = x.to_dtype(DType::F64).unwrap();
+            let rms = (x64.sqr().unwrap().mean_keepdim(2).unwrap() + 1e-6)
+                .unwrap()
+                .sqrt()
+                .unwrap();
+            let plain = x64
+                .broadcast_div(&rms)
+                .unwrap()
+                .broadcast_mul(&weight.to_dtype(DType::F64).unwrap())
+                .unwrap();
+            let diff = (ours.to_dtype(DType::F64).unwrap() - plain)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+            assert!(diff < 1e-5, "width {width}: {diff}");
+        }
+    }
 
     #[test]
     fn fused_add_norm_matches_add_then_norm() {

@@ -97,6 +97,29 @@ pub(crate) fn add_layer_norm_row(
     ))
 }
 
+/// `x / sqrt(mean(x²) + eps) · weight` of one row into `out` (all the same length): RMS norm,
+/// with the mean square summed in 16 lanes.
+pub(crate) fn rms_norm_row(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
+    dispatch!(rms_norm_loop(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32))
+}
+
+#[inline(always)]
+fn rms_norm_loop<const FMA: bool>(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
+    let mut lanes = [0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane = madd::<FMA>(*v, *v, *lane);
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    let mean_square = (lanes.iter().sum::<f32>() + tail) / x.len().max(1) as f32;
+    let inverse_rms = 1.0 / (mean_square + eps).sqrt();
+    for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+        *o = *v * inverse_rms * w;
+    }
+}
+
 #[inline(always)]
 fn add_layer_norm_loop<const FMA: bool>(
     out: &mut [f32],

@@ -7,7 +7,7 @@
 //! causally masked, and the pooling (last token) happens elsewhere.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Embedding, RmsNorm, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 
 use super::encoder::{Encoder, ModelInput};
@@ -15,7 +15,7 @@ use super::shape::Shape;
 use crate::layers::activation::swiglu;
 use crate::layers::attention::{merge_heads, scaled_dot_product, split_heads, AttentionMask};
 use crate::layers::linear::{linear_b, linear_no_bias, Linear};
-use crate::layers::norm::rms_norm;
+use crate::layers::norm::{rms_norm, RmsNorm};
 use crate::layers::rotary::{Rotary, RotaryTables};
 
 /// The fields of `config.json` that the forward pass needs.
