@@ -71,8 +71,7 @@ mod tests {
         let bytes = 16 << 20; // one 2,048-token batch of a 2,048-wide layer
         let block = std::hint::black_box(vec![1u8; bytes]);
         drop(block);
-        // SAFETY: mallinfo2 only reads the allocator's statistics.
-        let free = unsafe { libc::mallinfo2() }.fordblks;
+        let free = crate::host_memory::free_heap_bytes() as usize;
         assert!(
             free >= bytes,
             "{free} bytes free in the heap after freeing {bytes}: the block went back to the kernel"

@@ -9,16 +9,26 @@ pub(crate) fn available_bytes() -> Option<u64> {
     Some(system.saturating_add(free_heap_bytes()))
 }
 
-/// Bytes the process's malloc holds free, over all arenas (glibc; 0 elsewhere).
+/// Bytes the process's malloc holds free, over all arenas (glibc 2.33 and later; 0 elsewhere).
+/// `mallinfo2` is looked up at run time, so that the crate still builds and runs against older
+/// glibc (RHEL 8 has 2.28), where only the 32-bit `mallinfo` exists.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn free_heap_bytes() -> u64 {
+pub(crate) fn free_heap_bytes() -> u64 {
+    type MallInfo2 = unsafe extern "C" fn() -> libc::mallinfo2;
+    static MALLINFO2: std::sync::OnceLock<Option<MallInfo2>> = std::sync::OnceLock::new();
+    let found = MALLINFO2.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT only searches the loaded objects for the name.
+        let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"mallinfo2".as_ptr()) };
+        // SAFETY: glibc's `mallinfo2` has exactly this signature.
+        (!symbol.is_null())
+            .then(|| unsafe { std::mem::transmute::<*mut libc::c_void, MallInfo2>(symbol) })
+    });
     // SAFETY: mallinfo2 only reads the allocator's statistics.
-    let info = unsafe { libc::mallinfo2() };
-    info.fordblks as u64
+    found.map_or(0, |mallinfo2| unsafe { mallinfo2() }.fordblks as u64)
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn free_heap_bytes() -> u64 {
+pub(crate) fn free_heap_bytes() -> u64 {
     0
 }
 
