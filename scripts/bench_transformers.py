@@ -29,12 +29,13 @@ ROOT = os.path.dirname(HERE)
 
 
 def registry_entry(name):
+    """The registry entry, with what it leaves out taken from its architecture's conventions."""
     with open(os.path.join(ROOT, "models.toml"), "rb") as f:
-        models = tomllib.load(f)["model"]
+        registry = tomllib.load(f)
     wanted = name.lower()
-    for m in models:
+    for m in registry["model"]:
         if wanted == m["name"] or wanted in (a.lower() for a in m.get("aliases", [])):
-            return m
+            return {**registry.get("architecture", {}).get(m.get("architecture"), {}), **m}
     sys.exit(f"unknown registry model {name}")
 
 
