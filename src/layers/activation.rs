@@ -95,6 +95,7 @@ impl CustomOp1 for GeluErf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::test_support::max_abs_diff;
     use candle_core::Device;
 
     #[test]
@@ -109,14 +110,7 @@ mod tests {
             up.to_dtype(DType::F64).unwrap(),
         );
         let plain = ((&g / (g.neg().unwrap().exp().unwrap() + 1.0).unwrap()).unwrap() * u).unwrap();
-        let diff = (ours.to_dtype(DType::F64).unwrap() - plain)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_abs_diff(&ours, &plain);
         assert!(diff < 1e-5, "{diff}");
     }
 
@@ -132,20 +126,12 @@ mod tests {
             .unwrap()
             .to_dtype(DType::F32)
             .unwrap();
-        let diff = (ours - plain)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&ours, &plain);
         assert!(diff < 5e-6, "{diff}");
         // A strided view goes through the same kernel.
         let t = x.transpose(1, 2).unwrap();
         let ours = activate(Activation::Gelu, &t).unwrap();
         let plain = t.gelu_erf().unwrap();
-        let diff = (ours - plain).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 5e-6);
+        assert!(max_abs_diff(&ours, &plain) < 5e-6);
     }
 }

@@ -257,6 +257,7 @@ pub(crate) fn largest_attention_tensor(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::test_support::max_abs_diff;
     use proptest::prelude::*;
 
     /// The plain computation, as it was before blocking: a host `(B, 1, L, L)` bias, K/V
@@ -296,17 +297,6 @@ mod tests {
             .unwrap();
         let probs = candle_nn::ops::softmax(&scores, candle_core::D::Minus1).unwrap();
         probs.matmul(&repeat(v)).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]
@@ -387,7 +377,7 @@ mod tests {
                 causal,
                 scale,
             );
-            let diff = max_diff(&fused, &want);
+            let diff = max_abs_diff(&fused, &want);
             prop_assert!(diff < 1e-5, "max diff {}", diff);
             // Merging the heads of the fused output needs no copy.
             prop_assert!(fused.transpose(1, 2).unwrap().is_contiguous());
@@ -421,11 +411,11 @@ mod tests {
             let got = blocked_attention(&q, &k, &v, &mask, 0.7, blocks).unwrap();
             let want = plain(&q, &k, &v, &lengths, causal, 0.7);
             prop_assert_eq!(got.dims(), want.dims());
-            let diff = max_diff(&got, &want);
+            let diff = max_abs_diff(&got, &want);
             prop_assert!(diff < 1e-5, "max abs diff {diff}");
             // The budgeted entry point agrees too.
             let budgeted = scaled_dot_product(&q, &k, &v, &mask, 0.7).unwrap();
-            prop_assert!(max_diff(&budgeted, &want) < 1e-5);
+            prop_assert!(max_abs_diff(&budgeted, &want) < 1e-5);
         }
     }
 }

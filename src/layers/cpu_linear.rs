@@ -239,6 +239,7 @@ mod tests {
     use candle_core::{Device, Module};
 
     use super::*;
+    use crate::layers::test_support::max_abs_diff;
 
     /// The transposed layer gives candle's `Linear` on the same tensors, for 2-d and 3-d inputs,
     /// with and without a bias, over widths that are not multiples of the vector width.
@@ -255,16 +256,7 @@ mod tests {
                 let x = Tensor::randn(0f32, 1.0, shape, &device).unwrap();
                 let (got, want) = (fast.forward(&x).unwrap(), plain.forward(&x).unwrap());
                 assert_eq!(got.dims(), want.dims());
-                let diff = (got - want)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let diff = max_abs_diff(&got, &want);
                 assert!(diff < 1e-4, "{inputs}->{outputs}: {diff}");
             }
         }

@@ -108,6 +108,7 @@ mod tests {
     use candle_core::{Device, D};
 
     use super::*;
+    use crate::layers::test_support::max_abs_diff;
 
     /// candle's `rope` on a contiguous copy, the tail concatenated back.
     fn plain(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
@@ -146,14 +147,7 @@ mod tests {
             let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
             let got = rotate(&k, &cos, &sin).unwrap();
             assert!(got.is_contiguous());
-            let diff = (got - plain(&k, &cos, &sin))
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_abs_diff(&got, &plain(&k, &cos, &sin));
             assert!(diff < 1e-6, "half {half}, per row {per_row}: {diff}");
         }
     }

@@ -10,4 +10,6 @@ pub(crate) mod cpu_rotary;
 pub(crate) mod linear;
 pub(crate) mod norm;
 pub(crate) mod rotary;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub(crate) mod vector_math;

@@ -190,6 +190,7 @@ impl CustomOp2 for AddLayerNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::test_support::max_abs_diff;
     use candle_core::Device;
 
     #[test]
@@ -218,14 +219,7 @@ mod tests {
                 .unwrap()
                 .broadcast_mul(&weight.to_dtype(DType::F64).unwrap())
                 .unwrap();
-            let diff = (ours.to_dtype(DType::F64).unwrap() - plain)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap();
+            let diff = max_abs_diff(&ours, &plain);
             assert!(diff < 1e-5, "width {width}: {diff}");
         }
     }
@@ -254,14 +248,7 @@ mod tests {
             .unwrap()
             .broadcast_add(&norm.bias().unwrap().to_dtype(DType::F64).unwrap())
             .unwrap();
-        let diff = (fused.to_dtype(DType::F64).unwrap() - plain)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_abs_diff(&fused, &plain);
         assert!(diff < 1e-5, "{diff}");
     }
 }

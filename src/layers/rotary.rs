@@ -125,6 +125,7 @@ impl RotaryTables {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::test_support::max_abs_diff;
 
     /// The textbook rotation of one head vector at one position.
     fn rotate(x: &[f32], pos: usize, base: f64) -> Vec<f32> {
@@ -181,14 +182,7 @@ mod tests {
             .apply(&x.narrow(0, 0, 1).unwrap())
             .unwrap();
         let together = Tensor::cat(&[long_alone, short_alone], 0).unwrap();
-        let diff = (mixed - together)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&mixed, &together);
         assert_eq!(diff, 0.0);
     }
 
