@@ -47,9 +47,18 @@ pub fn attention(
     lengths: &[usize],
     causal: bool,
 ) -> Result<Tensor> {
-    let mask = attention::AttentionMask::new(lengths, causal, q.device())?;
-    let scale = 1.0 / (q.dim(3)? as f64).sqrt();
+    let (mask, scale) = mask_and_scale(q, lengths, causal)?;
     attention::scaled_dot_product(q, k, v, &mask, scale)
+}
+
+/// The mask of right-padded rows with these lengths and the usual `1/√D` scale.
+fn mask_and_scale(
+    q: &Tensor,
+    lengths: &[usize],
+    causal: bool,
+) -> Result<(attention::AttentionMask, f64)> {
+    let mask = attention::AttentionMask::new(lengths, causal, q.device())?;
+    Ok((mask, 1.0 / (q.dim(3)? as f64).sqrt()))
 }
 
 /// The same attention composed of candle ops over blocks of queries (the path CUDA and half
@@ -61,8 +70,7 @@ pub fn attention_composed(
     lengths: &[usize],
     causal: bool,
 ) -> Result<Tensor> {
-    let mask = attention::AttentionMask::new(lengths, causal, q.device())?;
-    let scale = 1.0 / (q.dim(3)? as f64).sqrt();
+    let (mask, scale) = mask_and_scale(q, lengths, causal)?;
     attention::composed(q, k, v, &mask, scale)
 }
 

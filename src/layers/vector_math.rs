@@ -105,15 +105,7 @@ pub(crate) fn rms_norm_row(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32)
 
 #[inline(always)]
 fn rms_norm_loop<const FMA: bool>(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
-    let mut lanes = [0f32; 16];
-    let mut chunks = x.chunks_exact(16);
-    for chunk in &mut chunks {
-        for (lane, v) in lanes.iter_mut().zip(chunk) {
-            *lane = madd::<FMA>(*v, *v, *lane);
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-    let mean_square = (lanes.iter().sum::<f32>() + tail) / x.len().max(1) as f32;
+    let mean_square = squared_distances::<FMA>(x, 0.0) / x.len().max(1) as f32;
     let inverse_rms = 1.0 / (mean_square + eps).sqrt();
     for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
         *o = *v * inverse_rms * w;
@@ -134,19 +126,7 @@ fn add_layer_norm_loop<const FMA: bool>(
     }
     let n = out.len() as f32;
     let mean = sum(out) / n;
-    let mut lanes = [0f32; 16];
-    let mut chunks = out.chunks_exact(16);
-    for chunk in &mut chunks {
-        for (lane, v) in lanes.iter_mut().zip(chunk) {
-            *lane += (v - mean) * (v - mean);
-        }
-    }
-    let tail: f32 = chunks
-        .remainder()
-        .iter()
-        .map(|v| (v - mean) * (v - mean))
-        .sum();
-    let variance = (lanes.iter().sum::<f32>() + tail) / n;
+    let variance = squared_distances::<FMA>(out, mean) / n;
     let inverse_std = 1.0 / (variance + eps).sqrt();
     for ((o, w), b) in out.iter_mut().zip(weight).zip(bias) {
         *o = (*o - mean) * inverse_std * w + b;
@@ -193,6 +173,26 @@ fn max(xs: &[f32]) -> f32 {
         .iter()
         .chain(rest)
         .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+}
+
+/// `Σ (x − center)²` in 16 running partial sums (the variance of a layer norm, the mean square
+/// of an RMS norm).
+#[inline(always)]
+fn squared_distances<const FMA: bool>(xs: &[f32], center: f32) -> f32 {
+    let mut lanes = [0f32; 16];
+    let mut chunks = xs.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            let d = v - center;
+            *lane = madd::<FMA>(d, d, *lane);
+        }
+    }
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - center) * (v - center))
+        .sum();
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// A sum the compiler can vectorize: 16 running partial sums, then the remainder.
