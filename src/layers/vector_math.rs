@@ -105,7 +105,7 @@ pub(crate) fn rms_norm_row(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32)
 
 #[inline(always)]
 fn rms_norm_loop<const FMA: bool>(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
-    let mean_square = squared_distances::<FMA>(x, 0.0) / x.len().max(1) as f32;
+    let mean_square = squared_distances(x, 0.0) / x.len().max(1) as f32;
     let inverse_rms = 1.0 / (mean_square + eps).sqrt();
     for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
         *o = *v * inverse_rms * w;
@@ -126,7 +126,7 @@ fn add_layer_norm_loop<const FMA: bool>(
     }
     let n = out.len() as f32;
     let mean = sum(out) / n;
-    let variance = squared_distances::<FMA>(out, mean) / n;
+    let variance = squared_distances(out, mean) / n;
     let inverse_std = 1.0 / (variance + eps).sqrt();
     for ((o, w), b) in out.iter_mut().zip(weight).zip(bias) {
         *o = (*o - mean) * inverse_std * w + b;
@@ -178,13 +178,14 @@ fn max(xs: &[f32]) -> f32 {
 /// `Σ (x − center)²` in 16 running partial sums (the variance of a layer norm, the mean square
 /// of an RMS norm).
 #[inline(always)]
-fn squared_distances<const FMA: bool>(xs: &[f32], center: f32) -> f32 {
+fn squared_distances(xs: &[f32], center: f32) -> f32 {
     let mut lanes = [0f32; 16];
     let mut chunks = xs.chunks_exact(16);
     for chunk in &mut chunks {
         for (lane, v) in lanes.iter_mut().zip(chunk) {
+            // Not fused: the sum runs through one register, and an add's latency is shorter.
             let d = v - center;
-            *lane = madd::<FMA>(d, d, *lane);
+            *lane += d * d;
         }
     }
     let tail: f32 = chunks
