@@ -188,13 +188,8 @@ fn real_arrays_integer_ids_and_a_filter() {
     .unwrap();
     let evens = (0..30).filter(|i| i % 2 == 0 && i % 7 != 3).count() as u64;
     assert_eq!(report.written, evens);
-    let rows: Vec<(i32, Option<Vec<f32>>)> = server
-        .client()
-        .query("SELECT id, embedding FROM reviews", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let rows: Vec<(i32, Option<Vec<f32>>)> =
+        id_vectors(&server, "SELECT id, embedding FROM reviews");
     for (id, vector) in rows {
         let i = id as usize;
         match vector {
@@ -226,6 +221,39 @@ fn queue(server: &Server) -> HashMap<String, (String, i32, Option<String>)> {
         .collect()
 }
 
+/// `(id, vector)` of every row `sql` returns.
+fn id_vectors<I: for<'a> postgres::types::FromSql<'a>>(
+    server: &Server,
+    sql: &str,
+) -> Vec<(I, Option<Vec<f32>>)> {
+    server
+        .client()
+        .query(sql, &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// `reviews` with bigint ids and a `vector` column of the embedder's dimension.
+fn bigint_reviews(server: &Server, embedder: &Embedder, rows: usize) {
+    reviews(
+        server,
+        "bigint",
+        &format!("vector({})", embedder.dim()),
+        rows,
+    );
+}
+
+/// A server whose `rows` bigint reviews are all enqueued, and the embedder.
+fn queued_reviews(rows: usize) -> (Server, Embedder) {
+    let server = Server::start();
+    let embedder = load(options());
+    bigint_reviews(&server, &embedder, rows);
+    queued(&server, &embedder, rows);
+    (server, embedder)
+}
+
 fn queued(server: &Server, embedder: &Embedder, rows: usize) {
     pg::create_queue(&server.conninfo(), "rembed_queue").unwrap();
     let mut worker = Worker::new(
@@ -241,16 +269,8 @@ fn queued(server: &Server, embedder: &Embedder, rows: usize) {
 
 #[test]
 fn three_workers_drain_one_queue_and_every_row_is_done_once() {
-    let server = Server::start();
-    let embedder = load(options());
     let rows = 300;
-    reviews(
-        &server,
-        "bigint",
-        &format!("vector({})", embedder.dim()),
-        rows,
-    );
-    queued(&server, &embedder, rows);
+    let (server, embedder) = queued_reviews(rows);
     let conninfo = server.conninfo();
     let reports: Vec<_> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..3)
@@ -287,16 +307,8 @@ fn three_workers_drain_one_queue_and_every_row_is_done_once() {
 
 #[test]
 fn a_dead_workers_leased_rows_are_reclaimed() {
-    let server = Server::start();
-    let embedder = load(options());
     let rows = 40;
-    reviews(
-        &server,
-        "bigint",
-        &format!("vector({})", embedder.dim()),
-        rows,
-    );
-    queued(&server, &embedder, rows);
+    let (server, embedder) = queued_reviews(rows);
     let conninfo = server.conninfo();
     let lease = Duration::from_millis(1500);
     // A worker claims ten ids and dies holding them (its connection drops).
@@ -381,12 +393,7 @@ fn a_failing_row_ends_failed_with_its_error_and_the_others_are_done() {
     let server = Server::start();
     let embedder = failing_on_long_texts();
     let rows = 30;
-    reviews(
-        &server,
-        "bigint",
-        &format!("vector({})", embedder.dim()),
-        rows,
-    );
+    bigint_reviews(&server, &embedder, rows);
     server
         .client()
         .execute("UPDATE reviews SET body = $1 WHERE id = 5", &[&long_text()])
@@ -555,12 +562,7 @@ fn a_separate_table_gets_every_row_exactly_once_by_upsert() {
     let server = Server::start();
     let embedder = load(options());
     let rows = 60;
-    reviews(
-        &server,
-        "bigint",
-        &format!("vector({})", embedder.dim()),
-        rows,
-    );
+    bigint_reviews(&server, &embedder, rows);
     let conninfo = server.conninfo();
     let apart = target().with_vector_table("review_vectors");
     let stopped = ScanOptions::default()
@@ -630,12 +632,7 @@ fn changed_texts_are_embedded_again_and_only_they() {
     let server = Server::start();
     let embedder = load(options());
     let rows = 30;
-    reviews(
-        &server,
-        "bigint",
-        &format!("vector({})", embedder.dim()),
-        rows,
-    );
+    bigint_reviews(&server, &embedder, rows);
     let conninfo = server.conninfo();
     let all = ScanOptions::default().with_batch_rows(8);
     let apart = target().with_vector_table("review_vectors");
@@ -717,13 +714,8 @@ fn halfvec_columns_and_a_dimension_mismatch_on_every_column_type() {
     let all = ScanOptions::default().with_batch_rows(8);
     let report = pg::embed_table(&embedder, &conninfo, &target(), &all).unwrap();
     assert_eq!(report.written, with_text(20));
-    let rows: Vec<(i64, Option<Vec<f32>>)> = server
-        .client()
-        .query("SELECT id, embedding::vector::real[] FROM reviews", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let rows: Vec<(i64, Option<Vec<f32>>)> =
+        id_vectors(&server, "SELECT id, embedding::vector::real[] FROM reviews");
     for (id, vector) in rows {
         let i = id as usize;
         if i % 7 == 3 {
