@@ -273,8 +273,9 @@ impl Encoder for Model {
     fn forward(&self, input: &ModelInput) -> candle_core::Result<Tensor> {
         let seq_len = input.input_ids.dim(1)?;
         let mut x = self.embed_tokens.forward(&input.input_ids)?; // (B, L, H)
-                                                                  // Causal and padding together, built the same way for every batch: with right padding
-                                                                  // no real token ever sees a pad, and the last real token sees the whole text.
+
+        // Causal and padding together, built the same way for every batch: with right padding
+        // no real token ever sees a pad, and the last real token sees the whole text.
         let mask = AttentionMask::new(&input.lengths, true, x.device())?;
         let rotary = self.rotary.tables(&input.lengths, seq_len, x.device())?;
         for layer in &self.layers {
