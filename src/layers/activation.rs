@@ -1,11 +1,12 @@
 //! Activations shared by the models, with the CPU kernels that replace candle's where candle's
 //! are slow.
 
-use crate::layers::cpu_buffer::par_copied;
-use crate::layers::vector_math::{gelu_erf_in_place, swiglu_in_place};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use candle_nn::Activation;
+
+use crate::layers::cpu_buffer::par_copied;
+use crate::layers::vector_math::{gelu_erf_in_place, swiglu_in_place};
 
 /// SwiGLU's gating: `silu(gate) * up`, element-wise (Qwen3's `gate_proj`/`up_proj`, NomicBert's
 /// `fc12`/`fc11`). On the CPU in f32 one vectorized pass; elsewhere candle's two ops.

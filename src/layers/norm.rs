@@ -1,9 +1,10 @@
 //! Normalization layers loaded under the names checkpoints actually use.
 
-use crate::layers::cpu_buffer::par_filled;
-use crate::layers::vector_math::{add_layer_norm_row, rms_norm_row};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
+
+use crate::layers::cpu_buffer::par_filled;
+use crate::layers::vector_math::{add_layer_norm_row, rms_norm_row};
 
 /// A layer norm stored as `weight`/`bias`, or `gamma`/`beta` in checkpoints converted from
 /// TensorFlow BERT.
@@ -17,8 +18,8 @@ pub(crate) fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::
 }
 
 /// An RMS norm (`x / sqrt(mean(x²) + eps) · weight`, no mean subtraction, no bias) as Qwen3 uses it.
-/// candle's kernel accumulates the mean square in f32 whatever the input dtype, as the reference
-/// does; a non-contiguous input takes a slower path, so callers pass contiguous rows.
+/// The mean square is accumulated in f32 whatever the input dtype, as the reference does (here
+/// in f32 on the CPU, in candle's kernel elsewhere).
 pub(crate) fn rms_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
     RmsNorm::new(vb.get(size, "weight")?, eps)
 }
